@@ -1,0 +1,107 @@
+"""The text of a Hugging Face "Daily Papers" page, as a browser copies it."""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+
+from digest.errors import ParseError
+from digest.model import Paper, ParsedDump
+
+FORMAT = "hf-page-text"
+
+_MONTHS = {m: i for i, m in enumerate(
+    ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"], 1)}
+_HEADER_LINES = {
+    "new", "get trending papers in your email inbox!", "subscribe", "daily papers",
+    "byak and the research community",
+}
+_MONTH = r"(?P<mon>Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)"
+_PAGE_DATE = re.compile(rf"^{_MONTH} (?P<day>\d{{1,2}})$")
+_AUTHORS = re.compile(r"^•\s*(?P<n>\d+)\s+authors?$")
+_META_DATE = re.compile(
+    rf"^{_MONTH} (?P<day>\d{{1,2}})(?:, (?P<year>\d{{4}}))?(?: (?P<upvotes>\d+))?$")
+_MAX_TITLE = 1000
+
+
+def looks_like_page_text(head: str) -> bool:
+    """True when the start of a file carries the page header of the Daily Papers page."""
+    lines = {ln.strip().casefold() for ln in head.lstrip("\ufeff").splitlines()[:20]}
+    return "byak and the research community" in lines or (
+        "get trending papers in your email inbox!" in lines)
+
+
+def parse_page_text(text: str, *, reference: date, page_year: int | None = None) -> ParsedDump:
+    """Parse a page dump into its listings, in page order.
+
+    The page shows dates without the year when it is the page's own year. `page_year` says
+    which year that is; without it, the page date is taken as the last such date on or
+    before `reference` (the file's modification date).
+    """
+    lines = [(n, ln.strip()) for n, ln in enumerate(
+        text.lstrip("\ufeff").splitlines(), 1) if ln.strip()]
+    page_date, body = _split_header(lines, reference, page_year)
+    papers: list[Paper] = []
+    i = 0
+    while i < len(body):
+        title_no, title = body[i]
+        if _AUTHORS.match(title) or title == "·":
+            raise ParseError("paper metadata where a title was expected", line=title_no)
+        if len(title) > _MAX_TITLE:
+            raise ParseError(f"a title of {len(title)} characters: not a listing", line=title_no)
+        if i + 1 >= len(body):
+            raise ParseError(f"the listing {title[:60]!r} ends with no abstract", line=title_no)
+        abstract = body[i + 1][1]
+        i += 2
+        authors_count, published, upvotes = None, None, None
+        if i < len(body) and _AUTHORS.match(body[i][1]):
+            authors_count, published, upvotes, i = _parse_meta(body, i, page_date)
+        papers.append(Paper(title=title, abstract=abstract, authors_count=authors_count,
+                            published=published, upvotes=upvotes))
+    return ParsedDump(format=FORMAT, papers=tuple(papers), page_date=page_date)
+
+
+def _split_header(lines: list[tuple[int, str]], reference: date,
+                  page_year: int | None) -> tuple[date, list[tuple[int, str]]]:
+    for k, (line_no, line) in enumerate(lines):
+        if m := _PAGE_DATE.match(line):
+            return _page_date(m, reference, page_year, line_no), lines[k + 1:]
+        if line.casefold() not in _HEADER_LINES:
+            raise ParseError(f"expected the page header, found {line[:60]!r}", line=line_no)
+    raise ParseError("no page date in the header: not a Daily Papers page")
+
+
+def _page_date(m: re.Match[str], reference: date, page_year: int | None, line_no: int) -> date:
+    month, day = _MONTHS[m["mon"]], int(m["day"])
+    year = page_year if page_year is not None else reference.year
+    try:
+        candidate = date(year, month, day)
+        if page_year is None and candidate > reference:
+            candidate = date(year - 1, month, day)
+    except ValueError as exc:
+        raise ParseError(f"page date {m.group(0)!r}: {exc}", line=line_no) from None
+    return candidate
+
+
+def _parse_meta(body: list[tuple[int, str]], i: int,
+                page_date: date) -> tuple[int, date | None, int | None, int]:
+    authors_count = int(_AUTHORS.match(body[i][1])["n"])  # type: ignore[index]
+    i += 1
+    if i < len(body) and body[i][1] == "·":
+        i += 1
+    if i >= len(body) or not (m := _META_DATE.match(body[i][1])):
+        return authors_count, None, None, i
+    line_no = body[i][0]
+    month, day = _MONTHS[m["mon"]], int(m["day"])
+    try:
+        if m["year"]:
+            published = date(int(m["year"]), month, day)
+        else:
+            # The page leaves out its own year; a date after the page's is last year's.
+            published = date(page_date.year, month, day)
+            if published > page_date:
+                published = date(page_date.year - 1, month, day)
+    except ValueError as exc:
+        raise ParseError(f"published date {m.group(0)!r}: {exc}", line=line_no) from None
+    upvotes = int(m["upvotes"]) if m["upvotes"] else None
+    return authors_count, published, upvotes, i + 1

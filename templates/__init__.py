@@ -1,0 +1,1 @@
+"""The Jinja2 templates, shipped inside the package as digest.templates."""
