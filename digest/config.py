@@ -6,6 +6,7 @@ import os
 import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from digest.errors import ConfigError
 from digest.topics import Topic, default_taxonomy, taxonomy_from_toml
@@ -38,7 +39,7 @@ class Config:
     def inbox_dir(self) -> Path:
         return self.inbox if self.inbox is not None else self.state_dir / "inbox"
 
-    def with_overrides(self, **changes: object) -> Config:
+    def with_overrides(self, **changes: Any) -> Config:
         """A copy with the given fields replaced; None leaves a field as it is."""
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
 

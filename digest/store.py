@@ -4,6 +4,7 @@ and write of dumps, papers, sightings and editions."""
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -175,7 +176,7 @@ class Store:
                 [title_key(paper.title), paper.title, paper.abstract, json.dumps(paper.authors),
                  paper.authors_count, _iso(paper.published), paper.upvotes, paper.arxiv_id,
                  paper.url, json.dumps(paper.categories), now.isoformat()])
-            return int(cursor.lastrowid), True
+            return _rowid(cursor), True
         # What one source lacks another may give: fill gaps, keep the highest upvotes.
         self.db.execute(
             """UPDATE papers SET
@@ -228,9 +229,9 @@ class Store:
     def create_edition(self, placements: list[tuple[int, str]], now: datetime) -> int:
         """Write a pending edition that claims its papers, given as (paper id, topic)."""
         with self.db.atomic():
-            edition_id = int(self.db.execute(
+            edition_id = _rowid(self.db.execute(
                 "INSERT INTO editions (created, status) VALUES (?, 'pending')",
-                [now.isoformat()]).lastrowid)
+                [now.isoformat()]))
             self.db.conn.executemany(
                 "INSERT INTO edition_papers (edition_id, paper_id, topic, position) "
                 "VALUES (?, ?, ?, ?)",
@@ -284,6 +285,11 @@ def open_store(path: Path) -> Iterator[Store]:
         yield store
     finally:
         store.close()
+
+
+def _rowid(cursor: sqlite3.Cursor) -> int:
+    assert cursor.lastrowid is not None  # an INSERT always sets it
+    return cursor.lastrowid
 
 
 def _iso(value: date | None) -> str | None:
