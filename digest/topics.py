@@ -14,7 +14,7 @@ from digest.model import RankedPaper, StoredPaper, TopicGroup
 
 OTHER = "Other"
 # A term in the title says more about a paper than the same term in its abstract.
-TITLE_WEIGHT = 3
+TITLE_WEIGHT = 4
 
 _SEPARATORS = re.compile(r"[\-‐‑‒–—―−/\\_]+")
 _APOSTROPHES = re.compile(r"['’]")

@@ -2,6 +2,7 @@ import json
 from collections import Counter
 from pathlib import Path
 
+import pytest
 from conftest import DATA
 
 from digest.dumps import parse_dump, read_dump
@@ -56,3 +57,17 @@ def test_a_title_match_outweighs_an_abstract_match() -> None:
                                        "We also study retrieval.")
     assert topic == "Efficient Inference & Compression"
     assert "speculative decoding" in terms
+
+
+@pytest.mark.parametrize(("title", "abstract", "not_topic"), [
+    # Generic words that once pulled papers into topics a reader would not accept.
+    ("Large Language Models as Data Preprocessors",
+     "We use LLMs for error detection and cutting-edge prompt engineering.",
+     "Safety, Privacy & Interpretability"),
+    ("Platform requirements for serving", "We release open-source code.",
+     "Code & Structured Data"),
+    ("A prompting study", "Our cutting-edge method helps decision making.",
+     "Efficient Inference & Compression"),
+])
+def test_generic_words_do_not_place_a_paper(title: str, abstract: str, not_topic: str) -> None:
+    assert Classifier(default_taxonomy()).classify(title, abstract)[0] != not_topic
