@@ -26,6 +26,8 @@ class Config:
     topics: tuple[Topic, ...] = field(default_factory=default_taxonomy)
     # How long a run waits for another run's lock before it gives up.
     lock_timeout: float = 60.0
+    # Terms a reader follows: matching papers open the digest in a "For you" section.
+    interests: tuple[str, ...] = ()
 
     @property
     def store_path(self) -> Path:
@@ -64,7 +66,7 @@ def load_config(path: Path | None = None) -> Config:
 
 def config_from_dict(data: dict[str, object], *, source: str, base: Path) -> Config:
     """Validate a parsed digest.toml; relative paths are taken from the file's folder."""
-    known = {"state_dir", "inbox", "page_year", "topics", "lock_timeout"}
+    known = {"state_dir", "inbox", "page_year", "topics", "lock_timeout", "interests"}
     if unknown := sorted(set(data) - known - _LATER_SECTIONS):
         raise ConfigError(f"{source}: unknown setting(s): {', '.join(unknown)}")
     state_dir = _path(data, "state_dir", source, base) or Path(
@@ -74,13 +76,15 @@ def config_from_dict(data: dict[str, object], *, source: str, base: Path) -> Con
         config = replace(config, page_year=_int(data, "page_year", source))
     if "lock_timeout" in data:
         config = replace(config, lock_timeout=float(_int(data, "lock_timeout", source)))
+    if "interests" in data:
+        config = replace(config, interests=_strings(data, "interests", source))
     if "topics" in data:
         config = replace(config, topics=taxonomy_from_toml(data, source=source))
     return config
 
 
 # Sections that later stages own; accepted here so one file configures everything.
-_LATER_SECTIONS = {"email", "schedule", "timezone", "interests", "archive_url"}
+_LATER_SECTIONS = {"email", "schedule", "timezone", "archive_url"}
 
 
 def _path(data: dict[str, object], key: str, source: str, base: Path) -> Path | None:
@@ -98,3 +102,10 @@ def _int(data: dict[str, object], key: str, source: str) -> int:
     if not isinstance(value, int) or isinstance(value, bool):
         raise ConfigError(f"{source}: {key} must be a whole number")
     return value
+
+
+def _strings(data: dict[str, object], key: str, source: str) -> tuple[str, ...]:
+    value = data[key]
+    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+        raise ConfigError(f'{source}: {key} must be a list of terms, like ["agent", "rlhf"]')
+    return tuple(v.strip() for v in value)

@@ -70,10 +70,16 @@ class RankedPaper:
     terms: tuple[str, ...] = ()
 
 
+# What a group of an edition is: a taxonomy topic, the reader's "For you", a group named
+# by a key phrase its titles share (found inside a large "Other"), or "Other" itself.
+TOPIC_KIND, FOR_YOU_KIND, PHRASE_KIND, OTHER_KIND = "topic", "for_you", "phrase", "other"
+
+
 @dataclass(frozen=True)
 class TopicGroup:
     name: str
     papers: tuple[RankedPaper, ...]
+    kind: str = TOPIC_KIND
 
 
 @dataclass(frozen=True)

@@ -16,10 +16,10 @@ from pathlib import Path
 from digest.config import Config
 from digest.dumps import parse_dump, read_dump
 from digest.errors import DumpError, LockedError
-from digest.model import DumpResult, Edition, RankedPaper, TopicGroup
+from digest.model import DumpResult, Edition, TopicGroup
 from digest.render import RenderedEdition, render_edition, render_index, write_atomic
 from digest.store import Store, open_store
-from digest.topics import Classifier, group_papers
+from digest.topics import Classifier, group_papers, regroup
 
 Sender = Callable[[Edition, RenderedEdition], None]
 
@@ -48,7 +48,7 @@ def run_once(config: Config, *, now: Callable[[], datetime] = datetime.now,
              dry_run: bool = False) -> RunReport:
     """Ingest every dump of the inbox, then build and deliver the edition of what is new."""
     with run_lock(config), open_store(config.store_path) as store:
-        classifier = Classifier(config.topics)
+        classifier = Classifier(config.topics, config.interests)
         resent = () if dry_run else tuple(
             deliver_edition(store, config, edition, send, now)
             for edition in pending_editions(store, classifier))
@@ -113,12 +113,8 @@ def claim_edition(store: Store, groups: tuple[TopicGroup, ...], created: datetim
 def pending_editions(store: Store, classifier: Classifier) -> Iterator[Edition]:
     """Editions claimed but never delivered, rebuilt from the store as they were claimed."""
     for edition_id, created in store.pending_editions():
-        groups: dict[str, list[RankedPaper]] = {}
-        for topic, paper in store.edition_papers(edition_id):
-            _, terms = classifier.classify(paper.title, paper.abstract)
-            groups.setdefault(topic, []).append(RankedPaper(paper, terms))
         yield Edition(edition_id, created,
-                      tuple(TopicGroup(name, tuple(papers)) for name, papers in groups.items()))
+                      regroup(store.edition_papers(edition_id), classifier))
 
 
 def deliver_edition(store: Store, config: Config, edition: Edition, send: Sender | None,

@@ -1,0 +1,115 @@
+"""Key phrases: names groups inside a large "Other" from the phrases its papers' titles share.
+
+The weight of a phrase is class-based TF-IDF (as in BERTopic's c-TF-IDF): each topic of the
+edition is one class, all its titles one document; a phrase weighs by how often the class
+uses it, discounted by how common it is across every class. A phrase that only "Other"
+uses much ("knowledge editing") outweighs one every topic uses ("language model").
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from digest.folding import fold_word, split_words
+
+# Longest phrase considered: four-word names read as sentences, not headings.
+MAX_WORDS = 3
+# A group needs at least this many papers; one paper is not a theme.
+MIN_PAPERS = 2
+
+# Words that cannot start or end a name (folded like the titles); c-TF-IDF discounts the rest.
+_STOPWORD_TEXT = """
+a an and are as at be beyond by can do doe does for from how in into is it its more not of
+on or our than that the their them these this through to toward towards under up via vs
+what when where which while who why with without we you your all any one two new using use
+based large language model llm lm study approach method framework paper case
+effective improving enhancing advancing boosting unified simple towards
+"""
+_STOPWORDS = frozenset(fold_word(w) for w in _STOPWORD_TEXT.split())
+
+
+@dataclass(frozen=True)
+class PhraseGroup:
+    """Papers whose titles share a key phrase; `name` is the phrase as the titles spell it."""
+
+    name: str
+    phrase: str
+    members: tuple[int, ...]
+
+
+def title_words(title: str) -> list[tuple[str, str]]:
+    """Each word of a title as (as written, folded), split where fold_words splits."""
+    return [(word, fold_word(word)) for word in split_words(title)]
+
+
+def _ngrams(text: str) -> set[str]:
+    folded = [fold_word(w) for w in split_words(text)]
+    return {" ".join(folded[i:i + n])
+            for n in range(1, MAX_WORDS + 1) for i in range(len(folded) - n + 1)}
+
+
+def _phrases(words: list[tuple[str, str]]) -> dict[str, str]:
+    """Every n-gram of a title that may name a group, folded → as written."""
+    found: dict[str, str] = {}
+    folded = [f for _, f in words]
+    for n in range(1, MAX_WORDS + 1):
+        for i in range(len(words) - n + 1):
+            gram = folded[i:i + n]
+            if gram[0] in _STOPWORDS or gram[-1] in _STOPWORDS or any(w.isdigit() for w in gram):
+                continue
+            if n == 1 and len(gram[0]) < 3:
+                continue
+            found.setdefault(" ".join(gram), " ".join(w for w, _ in words[i:i + n]))
+    return found
+
+
+def name_groups(titles: Sequence[str], background: Sequence[str],
+                max_groups: int, stop_below: int) -> tuple[PhraseGroup, ...]:
+    """Greedy groups over `titles` (the "Other" class), each named by its best key phrase.
+
+    `background` is every paper of the edition as title plus abstract: how many of them
+    use a phrase is its frequency across all classes (IDF side), so words every paper
+    uses ("training", "data") cannot name a group. Grouping stops after `max_groups`,
+    when fewer than `stop_below` titles remain ungrouped, or when no phrase is shared by
+    MIN_PAPERS titles.
+    """
+    per_title = [_phrases(title_words(t)) for t in titles]
+    candidates = {p for phrases in per_title for p in phrases}
+    spread = Counter(p for text in background for p in _ngrams(text) & candidates)
+    papers = len(background)
+
+    remaining = set(range(len(titles)))
+    groups: list[PhraseGroup] = []
+    while len(groups) < max_groups and len(remaining) >= stop_below:
+        best = _best_phrase(per_title, remaining, spread, papers)
+        if best is None:
+            break
+        members = tuple(sorted(i for i in remaining if best in per_title[i]))
+        spellings = Counter(per_title[i][best] for i in members)
+        groups.append(PhraseGroup(_heading(spellings.most_common(1)[0][0]), best, members))
+        remaining -= set(members)
+    return tuple(groups)
+
+
+def _best_phrase(per_title: list[dict[str, str]], remaining: set[int],
+                 spread: dict[str, int], papers: int) -> str | None:
+    support = Counter(p for i in remaining for p in per_title[i])
+    scored = [
+        (count * math.log(papers / max(spread[phrase], 1)), len(phrase.split()), phrase)
+        for phrase, count in support.items() if count >= MIN_PAPERS]
+    if not scored:
+        return None
+    best = max(scored)[2]
+    # A longer phrase held by exactly the same titles says more: "knowledge editing" over
+    # "editing".
+    holders = {i for i in remaining if best in per_title[i]}
+    longer = [p for p in support if f" {best} " in f" {p} " and p != best
+              and {i for i in remaining if p in per_title[i]} == holders]
+    return max(longer, key=len) if longer else best
+
+
+def _heading(spelled: str) -> str:
+    return spelled[:1].upper() + spelled[1:]
