@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+import textwrap
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -13,14 +14,19 @@ from urllib.parse import quote_plus
 
 import jinja2
 
-from digest.model import Edition, RankedPaper
+from digest.model import FOR_YOU_KIND, PHRASE_KIND, Edition, RankedPaper, TopicGroup
 
 SNIPPET_CHARS = 300
+# Matched terms shown per paper (title matches first): enough to say why, not a word list.
+SHOWN_TERMS = 5
+# Plain-text mail: RFC 3676 suggests at most 78; 72 leaves room for quoting in replies.
+TEXT_WIDTH = 72
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s")
 
 
 @dataclass(frozen=True)
 class PaperView:
+    number: int
     title: str
     link: str
     meta: str
@@ -28,11 +34,18 @@ class PaperView:
     abstract: str
     terms: tuple[str, ...]
 
+    @property
+    def abstract_is_cut(self) -> bool:
+        return self.snippet != self.abstract
+
 
 @dataclass(frozen=True)
 class TopicView:
     name: str
     anchor: str
+    kind: str
+    # One line under the heading saying how the group was made, when it is not a topic.
+    note: str
     papers: tuple[PaperView, ...]
 
 
@@ -44,6 +57,8 @@ class EditionView:
     date: str
     title: str
     paper_count: int
+    # The header's counts in words: "354 new papers in 14 topics, 6 for you".
+    counts: str
     topics: tuple[TopicView, ...]
 
 
@@ -57,7 +72,7 @@ class RenderedEdition:
 def environment() -> jinja2.Environment:
     """The Jinja2 environment over the packaged templates, autoescaping every HTML file."""
     folder = resources.files("digest.templates")
-    return jinja2.Environment(
+    env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(folder)),
         # select_autoescape() matches the last suffix only, which for .html.j2 is .j2.
         autoescape=jinja2.select_autoescape(enabled_extensions=("html", "html.j2", "xml.j2")),
@@ -66,6 +81,16 @@ def environment() -> jinja2.Environment:
         keep_trailing_newline=True,
         undefined=jinja2.StrictUndefined,
     )
+    env.filters["wrap"] = wrap_text
+    return env
+
+
+def wrap_text(text: str, indent: str = "", first: str | None = None) -> str:
+    """Wrap at TEXT_WIDTH columns; words (and URLs) are never broken, only moved."""
+    return textwrap.fill(" ".join(text.split()), width=TEXT_WIDTH,
+                         initial_indent=indent if first is None else first,
+                         subsequent_indent=indent, break_long_words=False,
+                         break_on_hyphens=False)
 
 
 def paper_link(paper_title: str, arxiv_id: str | None, url: str | None) -> str:
@@ -109,18 +134,35 @@ def _anchor(name: str) -> str:
     return "topic-" + (re.sub(r"[^a-z0-9]+", "-", name.casefold()).strip("-") or "x")
 
 
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def _note(group: TopicGroup) -> str:
+    if group.kind == PHRASE_KIND:
+        return f"Not in any topic; their titles share “{group.name.casefold()}”."
+    if group.kind == FOR_YOU_KIND:
+        return "Papers that match your interests; they are not repeated below."
+    return ""
+
+
 def edition_view(edition: Edition) -> EditionView:
+    numbers = iter(range(1, edition.paper_count + 1))
     topics = tuple(
-        TopicView(group.name, _anchor(group.name), tuple(
-            PaperView(title=r.paper.title,
+        TopicView(group.name, _anchor(group.name), group.kind, _note(group), tuple(
+            PaperView(number=next(numbers), title=r.paper.title,
                       link=paper_link(r.paper.title, r.paper.arxiv_id, r.paper.url),
                       meta=_meta_line(r), snippet=snippet(r.paper.abstract),
-                      abstract=r.paper.abstract, terms=r.terms)
+                      abstract=" ".join(r.paper.abstract.split()),
+                      terms=r.terms[:SHOWN_TERMS])
             for r in group.papers))
         for group in edition.groups)
     day = edition.created.strftime("%d %b %Y").lstrip("0")
+    counts = f"{_plural(edition.paper_count, 'new paper')} in {_plural(len(topics), 'topic')}"
+    if mine := sum(len(t.papers) for t in topics if t.kind == FOR_YOU_KIND):
+        counts += f", {mine} for you"
     return EditionView(id=edition.id, date=day, title=f"Paper digest #{edition.id}, {day}",
-                       paper_count=edition.paper_count, topics=topics)
+                       paper_count=edition.paper_count, counts=counts, topics=topics)
 
 
 def render_edition(edition: Edition) -> RenderedEdition:
