@@ -97,7 +97,7 @@ def test_pages_fit_and_every_toc_link_lands(browser: object, served: str, docume
             overflow = page.evaluate(
                 "[document.scrollingElement.scrollWidth, innerWidth]")
             assert overflow[0] <= overflow[1], f"{stem}: scrolls sideways {overflow}"
-            links = page.locator("a[href^='#']")
+            links = page.locator("nav a[href^='#'], .toc a[href^='#']")
             anchors = [links.nth(i).get_attribute("href")[1:] for i in range(links.count())]
             assert len(anchors) >= 10, f"{stem}: the contents list only {len(anchors)} topics"
             for n, anchor in enumerate(anchors):
@@ -109,5 +109,19 @@ def test_pages_fit_and_every_toc_link_lands(browser: object, served: str, docume
                 assert abs(landed["scrollY"] - landed["want"]) <= 2, f"{stem}: #{anchor} {landed}"
                 if n == 1:
                     page.screenshot(path=tmp_path / f"{stem}-topic.png")
+            if document == "preview.html":
+                _check_full_abstract(page, tmp_path / f"{stem}-abstract.png")
             context.close()
     print(f"\nscreenshots of {document}: {tmp_path}")
+
+
+def _check_full_abstract(page: object, shot: Path) -> None:
+    """A cut abstract opens in full in place, and the snippet gives way to it."""
+    details = page.locator("article details").first  # type: ignore[attr-defined]
+    abstract = details.locator(".abstract")
+    assert not abstract.is_visible()
+    details.locator("summary").click()
+    assert abstract.is_visible() and not details.locator(".snip").is_visible()
+    assert len(abstract.inner_text()) > len(details.locator(".snip").inner_text())
+    details.scroll_into_view_if_needed()
+    page.screenshot(path=shot)  # type: ignore[attr-defined]
