@@ -72,7 +72,7 @@ def _edition_json(report: EditionReport) -> dict[str, Any]:
     return {
         "id": edition.id, "papers": edition.paper_count,
         "html": str(report.html), "text": str(report.text),
-        "topics": [{"name": g.name, "papers": [
+        "topics": [{"name": g.name, "kind": g.kind, "papers": [
             {"title": r.paper.title, "authors_count": r.paper.authors_count,
              "published": r.paper.published.isoformat() if r.paper.published else None,
              "upvotes": r.paper.upvotes, "dumps": r.paper.dumps, "terms": list(r.terms)}

@@ -3,11 +3,14 @@ groups named by the key phrases its titles share."""
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from digest.cli import main
 from digest.config import config_from_dict
 from digest.dumps import parse_dump, read_dump
 from digest.errors import ConfigError
@@ -108,3 +111,19 @@ def test_interests_come_from_digest_toml(tmp_path: Path) -> None:
 def test_malformed_interests_are_a_clear_error(tmp_path: Path, value: object) -> None:
     with pytest.raises(ConfigError, match="digest.toml: interests must be a list of terms"):
         config_from_dict({"interests": value}, source="digest.toml", base=tmp_path)
+
+
+def test_interests_in_digest_toml_open_the_digest(tmp_path: Path, inbox: Path) -> None:
+    config = tmp_path / "digest.toml"
+    config.write_text('interests = ["speculative decoding"]\npage_year = 2024\n',
+                      encoding="utf-8")
+    result = CliRunner().invoke(main, ["--state-dir", str(tmp_path / "state"), "--config",
+                                       str(config), "now", "--inbox", str(inbox), "--json"])
+    assert result.exit_code == 0, result.output
+    edition = json.loads(result.stdout)["edition"]
+    first = edition["topics"][0]
+    assert (first["name"], first["kind"]) == (FOR_YOU, FOR_YOU_KIND)
+    assert first["papers"] and all(p["terms"] == ["speculative decoding"]
+                                   for p in first["papers"])
+    page = Path(edition["html"]).read_text(encoding="utf-8")
+    assert page.index("For you") < page.index("Long Context &amp; Memory")
