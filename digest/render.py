@@ -125,7 +125,7 @@ def _meta_line(ranked: RankedPaper) -> str:
     if paper.published:
         parts.append(paper.published.strftime("%d %b %Y").lstrip("0"))
     if paper.upvotes is not None:
-        parts.append(f"▲ {paper.upvotes}")
+        parts.append(_plural(paper.upvotes, "upvote"))
     parts.append(f"listed in {paper.dumps} dump{'s' if paper.dumps != 1 else ''}")
     return " · ".join(parts)
 
