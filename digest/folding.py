@@ -6,9 +6,10 @@ from __future__ import annotations
 import re
 import unicodedata
 
-_SEPARATORS = re.compile(r"[\-‐‑‒–—―−/\\_]+")
 _APOSTROPHES = re.compile(r"['’]")
-_NON_WORD = re.compile(r"[^\w\s]+")
+# A word: letters and digits, with apostrophes inside it dropped ("LLM's" is "LLMs");
+# hyphens, slashes, underscores and all other punctuation split words.
+_WORD = re.compile(r"(?:[^\W_]|['’])+")
 _BRITISH = (
     ("optimis", "optimiz"), ("modell", "model"), ("behaviour", "behavior"),
     ("generalis", "generaliz"), ("tokenis", "tokeniz"), ("normalis", "normaliz"),
@@ -24,8 +25,14 @@ _NOT_PLURAL = {"bias", "alias", "atlas", "canvas", "series", "species", "news", 
 
 def split_words(text: str) -> list[str]:
     """The words of a text as written, split at spaces, hyphens, slashes and punctuation."""
-    text = _APOSTROPHES.sub("", unicodedata.normalize("NFKC", text))
-    return _NON_WORD.sub(" ", _SEPARATORS.sub(" ", text)).replace("_", " ").split()
+    return [word for word, _, _ in word_spans(text)[1]]
+
+
+def word_spans(text: str) -> tuple[str, list[tuple[str, int, int]]]:
+    """The text in NFKC form, and each word with where it starts and ends in that form."""
+    text = unicodedata.normalize("NFKC", text)
+    return text, [(word, m.start(), m.end()) for m in _WORD.finditer(text)
+                  if (word := _APOSTROPHES.sub("", m.group()))]
 
 
 def fold_words(text: str) -> str:

@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from digest.folding import fold_word, split_words
+from digest.folding import fold_word, split_words, word_spans
 
 # Longest phrase considered: four-word names read as sentences, not headings.
 MAX_WORDS = 3
@@ -29,6 +29,14 @@ based large language model llm lm study approach method framework paper case
 effective improving enhancing advancing boosting unified simple towards
 """
 _STOPWORDS = frozenset(fold_word(w) for w in _STOPWORD_TEXT.split())
+# Halves of hyphenated words ("Multi-Agent", "Self-Play"): they may open a name, never end it.
+_PREFIX_TEXT = """multi self non pre post cross co sub semi inter intra meta re un bi out over
+low high long short small fine zero few open end"""
+_PREFIXES = frozenset(fold_word(w) for w in _PREFIX_TEXT.split())
+# Words too broad to name a group alone, though they do inside a phrase ("reinforcement
+# learning", "training data").
+_NOT_ALONE_TEXT = "learning training data efficient generation task tasks models system"
+_NOT_ALONE = frozenset(fold_word(w) for w in _NOT_ALONE_TEXT.split())
 
 
 @dataclass(frozen=True)
@@ -40,9 +48,6 @@ class PhraseGroup:
     members: tuple[int, ...]
 
 
-def title_words(title: str) -> list[tuple[str, str]]:
-    """Each word of a title as (as written, folded), split where fold_words splits."""
-    return [(word, fold_word(word)) for word in split_words(title)]
 
 
 def _ngrams(text: str) -> set[str]:
@@ -51,18 +56,21 @@ def _ngrams(text: str) -> set[str]:
             for n in range(1, MAX_WORDS + 1) for i in range(len(folded) - n + 1)}
 
 
-def _phrases(words: list[tuple[str, str]]) -> dict[str, str]:
-    """Every n-gram of a title that may name a group, folded → as written."""
+def _phrases(title: str) -> dict[str, str]:
+    """Every n-gram of a title that may name a group: folded → as the title writes it
+    (hyphens and all: "Pre-training", not "pre training")."""
+    text, spans = word_spans(title)
+    folded = [fold_word(word) for word, _, _ in spans]
     found: dict[str, str] = {}
-    folded = [f for _, f in words]
     for n in range(1, MAX_WORDS + 1):
-        for i in range(len(words) - n + 1):
+        for i in range(len(folded) - n + 1):
             gram = folded[i:i + n]
-            if gram[0] in _STOPWORDS or gram[-1] in _STOPWORDS or any(w.isdigit() for w in gram):
+            if gram[0] in _STOPWORDS or gram[-1] in _STOPWORDS or gram[-1] in _PREFIXES:
                 continue
-            if n == 1 and len(gram[0]) < 3:
+            if any(w.isdigit() for w in gram) or (n == 1 and (
+                    len(gram[0]) < 3 or gram[0] in _NOT_ALONE)):
                 continue
-            found.setdefault(" ".join(gram), " ".join(w for w, _ in words[i:i + n]))
+            found.setdefault(" ".join(gram), text[spans[i][1]:spans[i + n - 1][2]])
     return found
 
 
@@ -76,7 +84,7 @@ def name_groups(titles: Sequence[str], background: Sequence[str],
     when fewer than `stop_below` titles remain ungrouped, or when no phrase is shared by
     MIN_PAPERS titles.
     """
-    per_title = [_phrases(title_words(t)) for t in titles]
+    per_title = [_phrases(t) for t in titles]
     candidates = {p for phrases in per_title for p in phrases}
     spread = Counter(p for text in background for p in _ngrams(text) & candidates)
     papers = len(background)
