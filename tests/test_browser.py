@@ -97,6 +97,9 @@ def test_pages_fit_and_every_toc_link_lands(browser: object, served: str, docume
             overflow = page.evaluate(
                 "[document.scrollingElement.scrollWidth, innerWidth]")
             assert overflow[0] <= overflow[1], f"{stem}: scrolls sideways {overflow}"
+            if document.endswith(".email.html"):
+                sheet = page.evaluate("document.querySelector('.sheet').offsetWidth")
+                assert sheet <= min(600, width), f"{stem}: the email is {sheet} px wide"
             links = page.locator("nav a[href^='#'], .toc a[href^='#']")
             anchors = [links.nth(i).get_attribute("href")[1:] for i in range(links.count())]
             assert len(anchors) >= 10, f"{stem}: the contents list only {len(anchors)} topics"
