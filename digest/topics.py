@@ -87,7 +87,12 @@ class Classifier:
 
     def interests_of(self, title: str, abstract: str) -> tuple[str, ...]:
         """The reader's interests this paper matches, title matches first."""
-        return _match(self._interests, _Folded(title, abstract))[1]
+        return self.interest_match(title, abstract)[1]
+
+    def interest_match(self, title: str, abstract: str) -> tuple[int, tuple[str, ...]]:
+        """How strongly a paper matches the reader's interests (a title match counts
+        TITLE_WEIGHT times), and which it matches."""
+        return _match(self._interests, _Folded(title, abstract))
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -129,16 +134,19 @@ def group_papers(papers: Iterable[StoredPaper], classifier: Classifier) -> tuple
     below), then the taxonomy in order, then groups named inside a large "Other", then
     "Other"."""
     buckets: dict[str, list[RankedPaper]] = {}
+    mine: list[tuple[int, RankedPaper]] = []
     total = 0
     for paper in papers:
         total += 1
-        if interests := classifier.interests_of(paper.title, paper.abstract):
-            buckets.setdefault(FOR_YOU, []).append(RankedPaper(paper, interests))
+        strength, interests = classifier.interest_match(paper.title, paper.abstract)
+        if interests:
+            mine.append((strength, RankedPaper(paper, interests)))
             continue
         name, terms = classifier.classify(paper.title, paper.abstract)
         buckets.setdefault(name, []).append(RankedPaper(paper, terms))
-    groups = [TopicGroup(FOR_YOU, _ranked(buckets.pop(FOR_YOU)), kind=FOR_YOU_KIND)
-              ] if FOR_YOU in buckets else []
+    # The reader's own terms say more than upvotes: the strongest matches lead "For you".
+    mine.sort(key=lambda m: (-m[0], rank_key(m[1].paper)))
+    groups = [TopicGroup(FOR_YOU, tuple(r for _, r in mine), kind=FOR_YOU_KIND)] if mine else []
     other = buckets.pop(OTHER, [])
     groups += [TopicGroup(name, _ranked(buckets[name]))
                for name in classifier.names if name in buckets]

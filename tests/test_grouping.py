@@ -86,6 +86,10 @@ def test_interests_open_the_edition_and_are_not_repeated_below(seeds: list[Path]
     assert len(first.papers) >= 5
     for ranked in first.papers:
         assert ranked.terms and set(ranked.terms) <= set(interests)
+    # Papers naming an interest in their title come before those naming it in the abstract.
+    in_title = [any(fold_words(t) in fold_words(r.paper.title) for t in interests)
+                for r in first.papers]
+    assert in_title == sorted(in_title, reverse=True) and in_title[0] and not in_title[-1]
     mine = {r.paper.id for r in first.papers}
     below = [r.paper.id for g in groups[1:] for r in g.papers]
     assert not mine & set(below)
