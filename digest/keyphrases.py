@@ -1,9 +1,9 @@
 """Key phrases: names groups inside a large "Other" from the phrases its papers' titles share.
 
-The weight of a phrase is class-based TF-IDF (as in BERTopic's c-TF-IDF): each topic of the
-edition is one class, all its titles one document; a phrase weighs by how often the class
-uses it, discounted by how common it is across every class. A phrase that only "Other"
-uses much ("knowledge editing") outweighs one every topic uses ("language model").
+A phrase is weighed by class-based TF-IDF, after BERTopic's c-TF-IDF: its frequency in the
+class (how many "Other" titles use it) times the log of how rare it is in the whole edition
+(papers of every topic, titles and abstracts). A phrase many "Other" titles share but few
+papers elsewhere mention ("knowledge editing") outweighs one every paper says ("training").
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ a an and are as at be beyond by can do doe does for from how in into is it its m
 on or our than that the their them these this through to toward towards under up via vs
 what when where which while who why with without we you your all any one two new using use
 based large language model llm lm study approach method framework paper case
-effective improving enhancing advancing boosting unified simple towards
+effective improving enhancing advancing boosting unified simple
 """
 _STOPWORDS = frozenset(fold_word(w) for w in _STOPWORD_TEXT.split())
 # Halves of hyphenated words ("Multi-Agent", "Self-Play"): they may open a name, never end it.
@@ -46,8 +46,6 @@ class PhraseGroup:
     name: str
     phrase: str
     members: tuple[int, ...]
-
-
 
 
 def _ngrams(text: str) -> set[str]:

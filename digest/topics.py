@@ -185,7 +185,7 @@ def regroup(placed: Iterable[tuple[str, StoredPaper]],
         elif name in classifier.names or name == OTHER:
             terms = classifier.classify(paper.title, paper.abstract)[1]
         else:
-            terms = (name.casefold(),)
+            terms = (fold_words(name),)
         groups.setdefault(name, []).append(RankedPaper(paper, terms))
     return tuple(TopicGroup(name, tuple(papers), kind=_kind(name, classifier))
                  for name, papers in groups.items())

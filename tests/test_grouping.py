@@ -103,6 +103,7 @@ def test_a_claimed_edition_regroups_with_its_kinds_and_terms(seeds: list[Path]) 
     again = regroup(((g.name, r.paper) for g in groups for r in g.papers), classifier)
     assert [(g.name, g.kind) for g in again] == [(g.name, g.kind) for g in groups]
     assert again[0].papers[0].terms == ("unlearning",)
+    assert [r.terms for g in again for r in g.papers] == [r.terms for g in groups for r in g.papers]
 
 
 def test_interests_come_from_digest_toml(tmp_path: Path) -> None:
