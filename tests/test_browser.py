@@ -19,7 +19,9 @@ import pytest
 from digest.config import Config
 from digest.pipeline import run_once
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+# DIGEST_TEST_CHROMIUM names another chromium binary (or a missing one, to see the skip).
+CHROMIUM = (os.environ.get("DIGEST_TEST_CHROMIUM") or shutil.which("chromium")
+            or "/usr/bin/chromium")
 # Playwright's own browser downloads are never used: Debian's chromium, quiet and offline.
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update",
@@ -31,7 +33,12 @@ SCHEMES = ("light", "dark")
 def _browser_or_skip() -> str:
     if Path(CHROMIUM).is_file() and os.access(CHROMIUM, os.X_OK):
         return CHROMIUM
-    reason = f"no chromium at {CHROMIUM} (apt-get install chromium; .ci/run installs it)"
+    _absent(f"no chromium at {CHROMIUM} (apt-get install chromium; .ci/run installs it)")
+    raise AssertionError("unreachable")
+
+
+def _absent(reason: str) -> None:
+    """Skip outside CI; in CI (CI=true) the browser test must run, so fail."""
     if os.environ.get("CI") == "true":
         pytest.fail(f"CI must run the browser test: {reason}")
     pytest.skip(reason)
@@ -61,7 +68,10 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
     executable = _browser_or_skip()
-    sync_api = pytest.importorskip("playwright.sync_api")
+    try:
+        from playwright import sync_api
+    except ImportError:
+        _absent("playwright is not installed (pip install '.[test]')")
     with sync_api.sync_playwright() as playwright:
         launched = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS,
                                               headless=True)
