@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import asdict
@@ -13,9 +14,18 @@ import click
 
 from digest import __version__
 from digest.config import Config, load_config
-from digest.errors import DigestError
+from digest.deliver import SmtpSender
+from digest.errors import ConfigError, DigestError
 from digest.model import DumpResult
-from digest.pipeline import EditionReport, RunReport, inbox_files, ingest_paths, run_lock, run_once
+from digest.pipeline import (
+    EditionReport,
+    RunReport,
+    inbox_files,
+    ingest_paths,
+    resend_edition,
+    run_lock,
+    run_once,
+)
 from digest.store import open_store
 
 
@@ -62,6 +72,14 @@ def _config(ctx: click.Context, **overrides: object) -> Config:
         raise  # unreachable: _fail exits
 
 
+def _sender(config: Config) -> SmtpSender | None:
+    """The SMTP sender of the [email] section, its password read from the environment
+    only; None without [email] (files only)."""
+    if config.email is None:
+        return None
+    return SmtpSender(config.email, os.environ.get(config.email.password_env))
+
+
 def _dump_json(d: DumpResult) -> dict[str, Any]:
     return {"path": d.path, "status": d.status, "format": d.format, "papers": d.papers,
             "new": d.new, "error": d.error, "warnings": list(d.warnings)}
@@ -70,8 +88,9 @@ def _dump_json(d: DumpResult) -> dict[str, Any]:
 def _edition_json(report: EditionReport) -> dict[str, Any]:
     edition = report.edition
     return {
-        "id": edition.id, "papers": edition.paper_count,
+        "id": edition.id, "papers": edition.paper_count, "message_id": edition.message_id,
         "html": str(report.html), "text": str(report.text),
+        "error": str(report.error) if report.error else None,
         "topics": [{"name": g.name, "papers": [
             {"title": r.paper.title, "authors_count": r.paper.authors_count,
              "published": r.paper.published.isoformat() if r.paper.published else None,
@@ -105,29 +124,66 @@ def now(ctx: click.Context, inbox: tuple[Path, ...], page_year: int | None, dry_
         as_json: bool) -> None:
     """Ingest the inbox and build, write and deliver the edition of every new paper."""
     config = _config(ctx, page_year=page_year)
-    report = run_once(config, inbox=list(inbox) or None, dry_run=dry_run)
+    sender = None if dry_run else _sender(config)
+    notify = sender.notice if sender and config.email and config.email.empty == "notice" \
+        else None
+    report = run_once(config, inbox=list(inbox) or None, dry_run=dry_run, send=sender,
+                      notify=notify)
     if as_json:
         click.echo(json.dumps({
             "dumps": [_dump_json(d) for d in report.dumps],
             "edition": _edition_json(report.edition) if report.edition else None,
             "resent": [_edition_json(r) for r in report.resent],
+            "notice": report.notice.reason if report.notice else None,
+            "error": str(report.delivery_error) if report.delivery_error else None,
             "dry_run": report.dry_run}, indent=2))
     else:
-        _print_now(report)
+        _print_now(report, mailed=sender is not None)
+    if report.delivery_error:
+        error = report.delivery_error
+        click.echo(f"digest: error: {error} ({error.hint})", err=True)
     sys.exit(1 if report.failed else 0)
 
 
-def _print_now(report: RunReport) -> None:
+def _print_now(report: RunReport, *, mailed: bool) -> None:
     _print_dumps(report.dumps)
     for r in report.resent:
-        click.echo(f"delivered pending edition #{r.edition.id}: {r.html}")
+        if r.error is None:
+            click.echo(f"delivered pending edition #{r.edition.id}: {r.html}")
+    if report.notice:
+        sent = "not sent" if report.notice_error else "sent a notice"
+        click.echo(f"nothing new: {report.notice.reason} ({sent})")
     if report.edition is None:
-        click.echo("nothing new: every paper has been sent already; no edition")
+        if not report.notice:
+            click.echo("nothing new: every paper has been sent already; no edition")
         return
     e = report.edition.edition
     kind = "preview" if report.dry_run else f"edition #{e.id}"
     click.echo(f"{kind}: {e.paper_count} papers in {len(e.groups)} topics")
+    if mailed and not report.dry_run:
+        state = "still pending" if report.edition.error else "mailed"
+        click.echo(f"  {state}: Message-ID {e.message_id}")
     click.echo(f"  html: {report.edition.html}\n  text: {report.edition.text}")
+
+
+@main.command()
+@click.argument("edition_id", metavar="ID", type=int)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.pass_context
+@_guarded
+def resend(ctx: click.Context, edition_id: int, as_json: bool) -> None:
+    """Mail a delivered edition again: same content, a new Message-ID."""
+    config = _config(ctx)
+    sender = _sender(config)
+    if sender is None:
+        raise ConfigError("digest.toml has no [email] section: there is nothing to send with")
+    report = resend_edition(config, edition_id, send=sender)
+    if as_json:
+        click.echo(json.dumps({"id": edition_id, "message_id": report.edition.message_id,
+                               "papers": report.edition.paper_count}, indent=2))
+    else:
+        click.echo(f"edition #{edition_id} sent again: {report.edition.paper_count} papers, "
+                   f"Message-ID {report.edition.message_id}")
 
 
 @main.command()

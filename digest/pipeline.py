@@ -9,19 +9,35 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
 from digest.config import Config
+from digest.deliver import new_message_id
 from digest.dumps import parse_dump, read_dump
-from digest.errors import DumpError, LockedError
-from digest.model import DumpResult, Edition, RankedPaper, TopicGroup
-from digest.render import RenderedEdition, render_edition, render_index, write_atomic
+from digest.errors import DeliveryError, DigestError, DumpError, LockedError
+from digest.model import (
+    DumpResult,
+    Edition,
+    Notice,
+    RankedPaper,
+    SourceDump,
+    Sources,
+    TopicGroup,
+)
+from digest.render import (
+    RenderedEdition,
+    render_edition,
+    render_feed,
+    render_index,
+    write_atomic,
+)
 from digest.store import Store, open_store
 from digest.topics import Classifier, group_papers
 
 Sender = Callable[[Edition, RenderedEdition], None]
+Notifier = Callable[[Notice], None]
 
 
 @dataclass(frozen=True)
@@ -29,6 +45,9 @@ class EditionReport:
     edition: Edition
     html: Path
     text: Path
+    # Why the edition is still pending; None once the server has taken it (or, without
+    # [email], once its files are written).
+    error: DeliveryError | None = None
 
 
 @dataclass(frozen=True)
@@ -37,31 +56,63 @@ class RunReport:
     edition: EditionReport | None
     resent: tuple[EditionReport, ...] = ()
     dry_run: bool = False
+    notice: Notice | None = None
+    # A notice that could not be sent.
+    notice_error: DeliveryError | None = None
+
+    @property
+    def delivery_error(self) -> DeliveryError | None:
+        reports = (*self.resent, *([self.edition] if self.edition else []))
+        return next((r.error for r in reports if r.error), None) or self.notice_error
 
     @property
     def failed(self) -> bool:
-        return any(d.status == "failed" for d in self.dumps)
+        return (any(d.status == "failed" for d in self.dumps)
+                or self.delivery_error is not None)
 
 
 def run_once(config: Config, *, now: Callable[[], datetime] = datetime.now,
-             send: Sender | None = None, inbox: list[Path] | None = None,
-             dry_run: bool = False) -> RunReport:
-    """Ingest every dump of the inbox, then build and deliver the edition of what is new."""
+             send: Sender | None = None, notify: Notifier | None = None,
+             inbox: list[Path] | None = None, dry_run: bool = False) -> RunReport:
+    """Send what the outbox holds, ingest every dump of the inbox, then build and deliver
+    the edition of what is new (or, with nothing new, the notice that says so)."""
     with run_lock(config), open_store(config.store_path) as store:
         classifier = Classifier(config.topics)
-        resent = () if dry_run else tuple(
-            deliver_edition(store, config, edition, send, now)
-            for edition in pending_editions(store, classifier))
+        resent = () if dry_run else deliver_pending(store, config, classifier, send, now)
         dumps = tuple(ingest_paths(store, config, inbox_files(inbox or [config.inbox_dir]),
                                    now()))
+        if any(r.error for r in resent):
+            # The outbox is stuck: a new edition would only queue up behind it.
+            return RunReport(dumps, None, resent)
         papers = store.undelivered()
         if not papers:
-            return RunReport(dumps, None, resent, dry_run)
+            if dry_run or notify is None:
+                return RunReport(dumps, None, resent, dry_run)
+            notice = nothing_new_notice(store, config, now())
+            try:
+                notify(notice)
+            except DeliveryError as exc:
+                return RunReport(dumps, None, resent, notice=notice, notice_error=exc)
+            return RunReport(dumps, None, resent, notice=notice)
         groups = group_papers(papers, classifier)
         if dry_run:
-            return RunReport(dumps, preview_edition(config, groups, now()), resent, True)
-        edition = claim_edition(store, groups, now())
+            return RunReport(dumps, preview_edition(store, config, groups, now()), resent, True)
+        edition = claim_edition(store, config, groups, now())
         return RunReport(dumps, deliver_edition(store, config, edition, send, now), resent)
+
+
+def deliver_pending(store: Store, config: Config, classifier: Classifier,
+                    send: Sender | None,
+                    now: Callable[[], datetime]) -> tuple[EditionReport, ...]:
+    """Send the editions claimed but never delivered, oldest first, each with the
+    Message-ID it was claimed with; stop at the first that fails."""
+    reports: list[EditionReport] = []
+    for edition_id, created in store.pending_editions():
+        edition = load_edition(store, config, classifier, edition_id, created)
+        reports.append(deliver_edition(store, config, edition, send, now))
+        if reports[-1].error:
+            break
+    return tuple(reports)
 
 
 def ingest_paths(store: Store, config: Config, paths: list[Path],
@@ -104,41 +155,139 @@ def inbox_files(roots: list[Path]) -> list[Path]:
     return files
 
 
-def claim_edition(store: Store, groups: tuple[TopicGroup, ...], created: datetime) -> Edition:
-    """Write the edition to the store as pending, claiming its papers, before any delivery."""
+def claim_edition(store: Store, config: Config, groups: tuple[TopicGroup, ...],
+                  created: datetime) -> Edition:
+    """Write the edition to the store as pending, claiming its papers and fixing its
+    Message-ID, before any delivery."""
     placements = [(r.paper.id, g.name) for g in groups for r in g.papers]
-    return Edition(store.create_edition(placements, created), created, groups)
+    message_id = new_message_id(message_domain(config))
+    edition_id = store.create_edition(placements, created, message_id)
+    return Edition(edition_id, created, groups, edition_sources(store, config, edition_id,
+                                                                created), message_id)
 
 
-def pending_editions(store: Store, classifier: Classifier) -> Iterator[Edition]:
-    """Editions claimed but never delivered, rebuilt from the store as they were claimed."""
-    for edition_id, created in store.pending_editions():
-        groups: dict[str, list[RankedPaper]] = {}
-        for topic, paper in store.edition_papers(edition_id):
-            _, terms = classifier.classify(paper.title, paper.abstract)
-            groups.setdefault(topic, []).append(RankedPaper(paper, terms))
-        yield Edition(edition_id, created,
-                      tuple(TopicGroup(name, tuple(papers)) for name, papers in groups.items()))
+def load_edition(store: Store, config: Config, classifier: Classifier, edition_id: int,
+                 created: datetime) -> Edition:
+    """An edition rebuilt from the store as it was claimed: the same papers, topics, order,
+    sources and Message-ID."""
+    groups: dict[str, list[RankedPaper]] = {}
+    for topic, paper in store.edition_papers(edition_id):
+        _, terms = classifier.classify(paper.title, paper.abstract)
+        groups.setdefault(topic, []).append(RankedPaper(paper, terms))
+    record = store.edition(edition_id)
+    message_id = record.message_id if record else None
+    if message_id is None:
+        # Claimed before the store kept Message-IDs: fix one now, once.
+        store.set_message_id(edition_id, new_message_id(message_domain(config)))
+        message_id = store.edition(edition_id).message_id  # type: ignore[union-attr]
+    return Edition(edition_id, created,
+                   tuple(TopicGroup(name, tuple(papers)) for name, papers in groups.items()),
+                   edition_sources(store, config, edition_id, created), message_id)
+
+
+def edition_sources(store: Store, config: Config, edition_id: int,
+                    created: datetime) -> Sources:
+    """The dumps recorded between the edition before this one and this one."""
+    return sources_between(store, config, store.previous_edition_created(edition_id),
+                           created)
+
+
+def sources_between(store: Store, config: Config, after: datetime | None,
+                    until: datetime) -> Sources:
+    dumps = store.dumps_between(after, until)
+    last = store.last_dump_arrival(until)
+    stale = (until - last).days if last else None
+    return Sources(
+        ingested=tuple(SourceDump(Path(d.path).name) for d in dumps if d.status == "ingested"),
+        failed=tuple(SourceDump(Path(d.path).name, d.error) for d in dumps
+                     if d.status == "failed"),
+        last_arrival=last,
+        stale_days=stale if stale is not None and stale > config.stale_after_days else None)
+
+
+def nothing_new_notice(store: Store, config: Config, created: datetime) -> Notice:
+    """Why a run found nothing to send: no dump came, or every paper in them was sent."""
+    last_edition = store.last_edition_created()
+    sources = sources_between(store, config, last_edition, created)
+    since = (f"since the last edition ({last_edition:%d %b %Y})".replace(" 0", " ")
+             if last_edition else "yet")
+    arrived = len(sources.ingested)
+    if arrived:
+        reason = (f"{arrived} dump{'s' if arrived != 1 else ''} arrived {since}, and every "
+                  "paper in them had already been sent.")
+    elif sources.failed:
+        reason = f"No dump went in {since}: every one that arrived failed."
+    else:
+        reason = f"No dump has arrived {since}."
+    return Notice(created, reason, sources)
+
+
+def message_domain(config: Config) -> str:
+    return config.email.sender_domain if config.email else "paper-digest.localhost"
 
 
 def deliver_edition(store: Store, config: Config, edition: Edition, send: Sender | None,
                     now: Callable[[], datetime]) -> EditionReport:
-    """Write the edition's files, send it, and only then mark it delivered."""
-    rendered = render_edition(edition)
+    """Write the edition's files, send it, and only then mark it delivered; a failure
+    leaves it pending with the server's words."""
+    rendered = render_edition(edition, archive_url=archive_url(config))
     report = write_edition_files(config, edition, rendered)
     store.save_edition_files(edition.id, str(report.html), str(report.text))
     if send is not None:
-        send(edition, rendered)
+        try:
+            send(edition, rendered)
+        except DeliveryError as exc:
+            store.record_failure(edition.id, str(exc))
+            write_archive(config, store, now())
+            return replace(report, error=exc)
     store.mark_delivered(edition.id, now())
-    write_atomic(config.digests_dir / "index.html", render_index(store.editions()))
+    write_archive(config, store, now())
     return report
 
 
-def preview_edition(config: Config, groups: tuple[TopicGroup, ...],
+def write_archive(config: Config, store: Store, now: datetime) -> None:
+    """The index of every edition and the Atom feed of the delivered ones."""
+    editions = store.editions()
+    write_atomic(config.digests_dir / "index.html", render_index(editions))
+    write_atomic(config.digests_dir / "feed.xml",
+                 render_feed(editions, archive_url=archive_url(config),
+                             feed_key=feed_key(config), now=now))
+
+
+def archive_url(config: Config) -> str | None:
+    return config.email.archive_url if config.email else None
+
+
+def feed_key(config: Config) -> str:
+    """What names the feed for good: its public address, else the archive folder."""
+    return archive_url(config) or config.digests_dir.resolve().as_uri()
+
+
+def resend_edition(config: Config, edition_id: int, *, send: Sender) -> EditionReport:
+    """Send a delivered edition again, for the reader who lost it: the same content under a
+    new Message-ID, so clients that dropped or deduplicated the first one show it."""
+    with run_lock(config), open_store(config.store_path) as store:
+        record = store.edition(edition_id)
+        if record is None:
+            raise DigestError(f"there is no edition #{edition_id} (`digest status` counts them)")
+        if record.status != "delivered":
+            raise DigestError(f"edition #{edition_id} was never delivered; `digest now` sends "
+                              "it with its own Message-ID")
+        edition = load_edition(store, config, Classifier(config.topics), edition_id,
+                               datetime.fromisoformat(record.created))
+        edition = replace(edition, message_id=new_message_id(message_domain(config)))
+        rendered = render_edition(edition, archive_url=archive_url(config))
+        send(edition, rendered)
+        return EditionReport(edition, Path(record.html or ""), Path(record.text or ""))
+
+
+def preview_edition(store: Store, config: Config, groups: tuple[TopicGroup, ...],
                     created: datetime) -> EditionReport:
     """A dry run's edition: rendered to preview files, claimed by nothing."""
-    edition = Edition(0, created, groups)
-    return write_edition_files(config, edition, render_edition(edition), stem="preview")
+    sources = sources_between(store, config, store.last_edition_created(), created)
+    edition = Edition(0, created, groups, sources)
+    rendered = render_edition(edition, archive_url=archive_url(config))
+    return write_edition_files(config, edition, rendered, stem="preview")
 
 
 def write_edition_files(config: Config, edition: Edition, rendered: RenderedEdition,

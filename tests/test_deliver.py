@@ -1,0 +1,270 @@
+"""SMTP delivery against real servers on 127.0.0.1: the message every client renders, TLS
+and AUTH, and what happens when a server refuses, drops the connection or never answers."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from datetime import datetime
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from smtp_servers import (
+    Authenticator,
+    Recorder,
+    free_port,
+    make_certificate,
+    raw_server,
+    smtp_server,
+)
+
+from digest.cli import main
+from digest.config import Config, EmailConfig
+from digest.deliver import SmtpSender
+from digest.errors import DeliveryError
+from digest.pipeline import run_once
+from digest.store import open_store
+
+T1 = datetime(2024, 11, 12, 7, 0)
+
+
+def email_config(port: int, **changes: object) -> EmailConfig:
+    base = EmailConfig(to=("reader@example.org", "second@example.org"),
+                       sender="Paper Digest <digest@example.com>", smtp_host="127.0.0.1",
+                       smtp_port=port, security="none", timeout=2, retries=2,
+                       retry_delay=0.01)
+    return replace(base, **changes)  # type: ignore[arg-type]
+
+
+def parts(message: EmailMessage) -> list[str]:
+    return [p.get_content_type() for p in message.walk()]
+
+
+def html_part(message: EmailMessage) -> str:
+    part = message.get_body(preferencelist=("html",))
+    assert part is not None
+    return str(part.get_content())
+
+
+def text_part(message: EmailMessage) -> str:
+    part = message.get_body(preferencelist=("plain",))
+    assert part is not None
+    return str(part.get_content())
+
+
+def test_an_edition_is_one_multipart_alternative_message(config: Config) -> None:
+    recorder = Recorder()
+    with smtp_server(recorder) as server:
+        email = email_config(server.port, unsubscribe="https://example.com/unsub?u=1",
+                             archive_url="https://digest.example.com/archive")
+        report = run_once(replace(config, email=email), now=lambda: T1,
+                          send=SmtpSender(email, None))
+    assert report.edition is not None and report.edition.error is None
+    (message,) = recorder.messages
+    assert recorder.envelopes == [("digest@example.com",
+                                   ("reader@example.org", "second@example.org"))]
+    # Text first, HTML last: a client shows the last part it can render.
+    assert parts(message) == ["multipart/alternative", "text/plain", "text/html"]
+    assert message["Subject"] == "Paper digest: 354 new papers in 14 topics (Nov 12)"
+    assert message["From"] == "Paper Digest <digest@example.com>"
+    assert message["To"] == "reader@example.org, second@example.org"
+    assert message["Date"].datetime.replace(tzinfo=None) is not None
+    assert message["List-Id"] == "Paper digest <paper-digest.example.com>"
+    assert message["List-Unsubscribe"] == "<https://example.com/unsub?u=1>"
+    assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    with open_store(config.store_path) as store:
+        (record,) = store.editions()
+    assert record.status == "delivered" and record.delivered_at
+    assert message["Message-ID"] == record.message_id == report.edition.edition.message_id
+
+
+def test_a_mailto_unsubscribe_gets_no_one_click_header(config: Config) -> None:
+    recorder = Recorder()
+    with smtp_server(recorder) as server:
+        email = email_config(server.port, unsubscribe="leave@example.com")
+        run_once(replace(config, email=email), now=lambda: T1, send=SmtpSender(email, None))
+    (message,) = recorder.messages
+    assert message["List-Unsubscribe"] == "<mailto:leave@example.com?subject=unsubscribe>"
+    assert "List-Unsubscribe-Post" not in message
+
+
+def test_no_title_can_break_a_header(tmp_path: Path) -> None:
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "evil.txt").write_text(
+        "Daily Papers\nNov 12\n\nTitle\r\nBcc: victim@example.net\n"
+        "An abstract long enough to be one, about attention and memory.\n", encoding="utf-8")
+    recorder = Recorder()
+    with smtp_server(recorder) as server:
+        email = email_config(server.port)
+        config = Config(state_dir=tmp_path / "state", inbox=inbox, page_year=2024,
+                        email=email)
+        run_once(config, now=lambda: T1, send=SmtpSender(email, None))
+    for message in recorder.messages:
+        assert "Bcc" not in message
+        assert all("\n" not in str(v) and "victim" not in str(v) for v in message.values())
+    assert all(env[1] == email.to for env in recorder.envelopes)
+
+
+def test_starttls_with_auth(tmp_path: Path, config: Config) -> None:
+    cert = make_certificate(tmp_path)
+    auth = Authenticator("digest", "s3cret")
+    recorder = Recorder()
+    with smtp_server(recorder, tls_context=cert.server_context(), require_starttls=True,
+                     authenticator=auth, auth_required=True) as server:
+        email = email_config(server.port, security="starttls", ca_file=cert.cert,
+                             username="digest")
+        report = run_once(replace(config, email=email), now=lambda: T1,
+                          send=SmtpSender(email, "s3cret"))
+    assert report.edition is not None and report.edition.error is None
+    assert auth.attempts == [b"digest"]
+    assert len(recorder.messages) == 1
+
+
+def test_implicit_tls(tmp_path: Path, config: Config) -> None:
+    cert = make_certificate(tmp_path)
+    recorder = Recorder()
+    with smtp_server(recorder, ssl_context=cert.server_context()) as server:
+        email = email_config(server.port, security="ssl", ca_file=cert.cert)
+        report = run_once(replace(config, email=email), now=lambda: T1,
+                          send=SmtpSender(email, None))
+    assert report.edition is not None and report.edition.error is None
+    assert len(recorder.messages) == 1
+
+
+def test_an_untrusted_certificate_is_a_permanent_failure(tmp_path: Path,
+                                                         config: Config) -> None:
+    cert = make_certificate(tmp_path)
+    with smtp_server(Recorder(), tls_context=cert.server_context()) as server:
+        email = email_config(server.port, security="starttls")  # no ca_file: not trusted
+        sleeps: list[float] = []
+        report = run_once(replace(config, email=email), now=lambda: T1,
+                          send=SmtpSender(email, None, sleep=sleeps.append))
+    assert report.edition is not None and report.edition.error is not None
+    assert "TLS failed" in str(report.edition.error) and "CERTIFICATE_VERIFY_FAILED" in str(
+        report.edition.error)
+    assert sleeps == []
+
+
+def test_a_wrong_password_ends_the_run_with_the_servers_words(tmp_path: Path,
+                                                              config: Config) -> None:
+    cert = make_certificate(tmp_path)
+    with smtp_server(Recorder(), tls_context=cert.server_context(), require_starttls=True,
+                     authenticator=Authenticator("digest", "right"),
+                     auth_required=True) as server:
+        email = email_config(server.port, security="starttls", ca_file=cert.cert,
+                             username="digest")
+        report = run_once(replace(config, email=email), now=lambda: T1,
+                          send=SmtpSender(email, "wrong"))
+    assert report.failed and report.edition is not None
+    assert "535" in str(report.edition.error)
+    assert "wrong" not in str(report.edition.error)
+
+
+def test_a_permanent_refusal_is_tried_once_and_leaves_the_edition_pending(
+        config: Config) -> None:
+    recorder = Recorder(replies=["554 5.7.1 Message rejected: spam score too high"])
+    sleeps: list[float] = []
+    with smtp_server(recorder) as server:
+        email = email_config(server.port)
+        report = run_once(replace(config, email=email), now=lambda: T1,
+                          send=SmtpSender(email, None, sleep=sleeps.append))
+    assert report.edition is not None and report.edition.error is not None
+    assert str(report.edition.error) == (
+        f"SMTP 127.0.0.1:{email.smtp_port}: 554 5.7.1 Message rejected: spam score too high")
+    assert not report.edition.error.transient and sleeps == [] and recorder.received == []
+    with open_store(config.store_path) as store:
+        (record,) = store.editions()
+        assert store.undelivered() == []  # its papers stay claimed by the pending edition
+    assert (record.status, record.last_error) == ("pending", str(report.edition.error))
+
+
+def test_transient_refusals_are_retried_with_backoff(config: Config) -> None:
+    recorder = Recorder(replies=["451 4.3.0 Try again later", "421 4.7.0 Busy"])
+    sleeps: list[float] = []
+    with smtp_server(recorder) as server:
+        email = email_config(server.port, retries=3, retry_delay=0.01)
+        report = run_once(replace(config, email=email), now=lambda: T1,
+                          send=SmtpSender(email, None, sleep=sleeps.append))
+    assert report.edition is not None and report.edition.error is None
+    assert sleeps == [0.01, 0.02]
+    assert len(recorder.messages) == 1
+
+
+@pytest.mark.parametrize(("behaviour", "said"), [
+    ("drop", "the server closed the connection"),
+    ("mute", "no answer within 0.3 s"),
+])
+def test_a_server_that_drops_or_never_answers_is_transient(config: Config, behaviour: str,
+                                                           said: str) -> None:
+    with raw_server(behaviour) as (port, connections):
+        email = email_config(port, timeout=0.3, retries=2, retry_delay=0.01)
+        report = run_once(replace(config, email=email), now=lambda: T1,
+                          send=SmtpSender(email, None))
+    assert report.edition is not None and report.edition.error is not None
+    error = report.edition.error
+    assert error.transient and said in str(error) and "after 3 attempts" in str(error)
+    assert len(connections) == 3
+
+
+def test_a_refused_connection_is_transient(config: Config) -> None:
+    email = email_config(free_port(), retries=1, retry_delay=0.01)
+    with pytest.raises(DeliveryError, match="connection refused") as caught:
+        SmtpSender(email, None).send(EmailMessage())
+    assert caught.value.transient
+
+
+def test_the_password_comes_only_from_the_environment(tmp_path: Path) -> None:
+    cert = make_certificate(tmp_path)
+    auth = Authenticator("digest", "from-env")
+    recorder = Recorder()
+    with smtp_server(recorder, tls_context=cert.server_context(), require_starttls=True,
+                     authenticator=auth, auth_required=True) as server:
+        toml = write_toml(tmp_path, server.port, security="starttls", ca_file=str(cert.cert),
+                          username="digest", password_env="MY_SMTP_PW")
+        code, out, err = cli(toml, "now", "--inbox", str(inbox_of(tmp_path, 3)),
+                             env={"MY_SMTP_PW": "from-env"})
+        assert code == 0, err
+        missing, _, err = cli(toml, "now", env={"MY_SMTP_PW": ""})
+    assert len(recorder.messages) == 1
+    assert missing == 1 and "$MY_SMTP_PW is empty" in err
+    db = (tmp_path / "state" / "digest.db").read_bytes()
+    assert b"from-env" not in db and "from-env" not in out + err
+
+
+def test_a_password_in_the_file_is_refused(tmp_path: Path) -> None:
+    toml = write_toml(tmp_path, 2525, password="hunter2")
+    code, _, err = cli(toml, "status")
+    assert code == 1
+    assert "a password does not belong in the file" in err and "hunter2" not in err
+
+
+# -- the command, as cron runs it ---------------------------------------------------------
+
+def write_toml(tmp_path: Path, port: int, **email: object) -> Path:
+    settings = {"to": ["reader@example.org"], "from": "digest@example.com",
+                "smtp_host": "127.0.0.1", "smtp_port": port, "security": "none",
+                "timeout": 2, "retries": 1, "retry_delay": 0.01, **email}
+    lines = ["[email]"] + [f"{k} = {json.dumps(v)}" for k, v in settings.items()]
+    path = tmp_path / "digest.toml"
+    path.write_text('state_dir = "state"\npage_year = 2024\n' + "\n".join(lines) + "\n",
+                    encoding="utf-8")
+    return path
+
+
+def inbox_of(tmp_path: Path, count: int) -> Path:
+    """An inbox with the first `count` seed dumps."""
+    from conftest import SAMPLES
+
+    folder = tmp_path / f"inbox{count}"
+    folder.mkdir(exist_ok=True)
+    for seed in sorted(SAMPLES.glob("*.txt"))[:count]:
+        (folder / seed.name).write_bytes(seed.read_bytes())
+    return folder
+
+
+def cli(toml: Path, *args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    result = CliRunner(env=env).invoke(main, ["--config", str(toml), *args])
+    return result.exit_code, result.stdout, result.stderr
