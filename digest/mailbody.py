@@ -55,7 +55,8 @@ def fit_email(render: EmailRenderer, longest_topic: int,
 
 
 def html_size(html: str) -> int:
-    return len(html.encode("utf-8"))
+    """Bytes of the HTML as the wire carries it: UTF-8, every line ended by CRLF."""
+    return len(html.encode("utf-8")) + html.count("\n") - html.count("\r\n")
 
 
 def _largest_fitting_cap(render: EmailRenderer, chars: int, high: int,

@@ -3,14 +3,13 @@ and AUTH, and what happens when a server refuses, drops the connection or never 
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 from datetime import datetime
 from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from helpers import cli, email_config, html_part, inbox_of, parts, text_part, write_dump, write_toml
 from smtp_servers import (
     Authenticator,
     Recorder,
@@ -20,38 +19,13 @@ from smtp_servers import (
     smtp_server,
 )
 
-from digest.cli import main
-from digest.config import Config, EmailConfig
+from digest.config import Config
 from digest.deliver import SmtpSender
 from digest.errors import DeliveryError
 from digest.pipeline import run_once
 from digest.store import open_store
 
 T1 = datetime(2024, 11, 12, 7, 0)
-
-
-def email_config(port: int, **changes: object) -> EmailConfig:
-    base = EmailConfig(to=("reader@example.org", "second@example.org"),
-                       sender="Paper Digest <digest@example.com>", smtp_host="127.0.0.1",
-                       smtp_port=port, security="none", timeout=2, retries=2,
-                       retry_delay=0.01)
-    return replace(base, **changes)  # type: ignore[arg-type]
-
-
-def parts(message: EmailMessage) -> list[str]:
-    return [p.get_content_type() for p in message.walk()]
-
-
-def html_part(message: EmailMessage) -> str:
-    part = message.get_body(preferencelist=("html",))
-    assert part is not None
-    return str(part.get_content())
-
-
-def text_part(message: EmailMessage) -> str:
-    part = message.get_body(preferencelist=("plain",))
-    assert part is not None
-    return str(part.get_content())
 
 
 def test_an_edition_is_one_multipart_alternative_message(config: Config) -> None:
@@ -90,22 +64,23 @@ def test_a_mailto_unsubscribe_gets_no_one_click_header(config: Config) -> None:
     assert "List-Unsubscribe-Post" not in message
 
 
-def test_no_title_can_break_a_header(tmp_path: Path) -> None:
+def test_no_title_can_reach_a_header(tmp_path: Path) -> None:
     inbox = tmp_path / "inbox"
     inbox.mkdir()
-    (inbox / "evil.txt").write_text(
-        "Daily Papers\nNov 12\n\nTitle\r\nBcc: victim@example.net\n"
-        "An abstract long enough to be one, about attention and memory.\n", encoding="utf-8")
+    title = "Subject: =?utf-8?q?Bcc=3A?= Bcc: victim@example.net <script>x</script>"
+    write_dump(inbox / "evil.txt", [(title, "An abstract about attention and memory.")])
     recorder = Recorder()
     with smtp_server(recorder) as server:
         email = email_config(server.port)
         config = Config(state_dir=tmp_path / "state", inbox=inbox, page_year=2024,
                         email=email)
         run_once(config, now=lambda: T1, send=SmtpSender(email, None))
-    for message in recorder.messages:
-        assert "Bcc" not in message
-        assert all("\n" not in str(v) and "victim" not in str(v) for v in message.values())
-    assert all(env[1] == email.to for env in recorder.envelopes)
+    (message,) = recorder.messages
+    assert message["Subject"] == "Paper digest: 1 new paper in 1 topic (Nov 12)"
+    assert "Bcc" not in message and recorder.envelopes[0][1] == email.to
+    assert not any("victim" in str(value) for value in message.values())
+    assert title in text_part(message)
+    assert "<script>" not in html_part(message) and "&lt;script&gt;" in html_part(message)
 
 
 def test_starttls_with_auth(tmp_path: Path, config: Config) -> None:
@@ -243,28 +218,3 @@ def test_a_password_in_the_file_is_refused(tmp_path: Path) -> None:
 
 # -- the command, as cron runs it ---------------------------------------------------------
 
-def write_toml(tmp_path: Path, port: int, **email: object) -> Path:
-    settings = {"to": ["reader@example.org"], "from": "digest@example.com",
-                "smtp_host": "127.0.0.1", "smtp_port": port, "security": "none",
-                "timeout": 2, "retries": 1, "retry_delay": 0.01, **email}
-    lines = ["[email]"] + [f"{k} = {json.dumps(v)}" for k, v in settings.items()]
-    path = tmp_path / "digest.toml"
-    path.write_text('state_dir = "state"\npage_year = 2024\n' + "\n".join(lines) + "\n",
-                    encoding="utf-8")
-    return path
-
-
-def inbox_of(tmp_path: Path, count: int) -> Path:
-    """An inbox with the first `count` seed dumps."""
-    from conftest import SAMPLES
-
-    folder = tmp_path / f"inbox{count}"
-    folder.mkdir(exist_ok=True)
-    for seed in sorted(SAMPLES.glob("*.txt"))[:count]:
-        (folder / seed.name).write_bytes(seed.read_bytes())
-    return folder
-
-
-def cli(toml: Path, *args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
-    result = CliRunner(env=env).invoke(main, ["--config", str(toml), *args])
-    return result.exit_code, result.stdout, result.stderr
