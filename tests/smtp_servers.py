@@ -3,6 +3,7 @@ AUTH, scripted refusals) and raw sockets that drop the connection or never answe
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import ipaddress
 import socket
@@ -43,6 +44,9 @@ class Recorder:
     received: list[bytes] = field(default_factory=list)
     envelopes: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # Seconds between taking a message and saying so: widens the window in which a client
+    # dies after the server has the message but before it hears that.
+    reply_delay: float = 0.0
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         with self.lock:
@@ -51,6 +55,8 @@ class Recorder:
                 return reply
             self.received.append(bytes(envelope.original_content or envelope.content))
             self.envelopes.append((envelope.mail_from, tuple(envelope.rcpt_tos)))
+        if self.reply_delay:
+            await asyncio.sleep(self.reply_delay)
         return "250 2.0.0 OK queued"
 
     @property
