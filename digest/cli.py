@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from collections.abc import Callable
 from dataclasses import asdict
@@ -14,7 +13,7 @@ import click
 
 from digest import __version__
 from digest.config import Config, load_config
-from digest.deliver import SmtpSender
+from digest.deliver import sender_from_config
 from digest.errors import ConfigError, DigestError
 from digest.model import DumpResult
 from digest.pipeline import (
@@ -72,14 +71,6 @@ def _config(ctx: click.Context, **overrides: object) -> Config:
         raise  # unreachable: _fail exits
 
 
-def _sender(config: Config) -> SmtpSender | None:
-    """The SMTP sender of the [email] section, its password read from the environment
-    only; None without [email] (files only)."""
-    if config.email is None:
-        return None
-    return SmtpSender(config.email, os.environ.get(config.email.password_env))
-
-
 def _dump_json(d: DumpResult) -> dict[str, Any]:
     return {"path": d.path, "status": d.status, "format": d.format, "papers": d.papers,
             "new": d.new, "error": d.error, "warnings": list(d.warnings)}
@@ -124,7 +115,7 @@ def now(ctx: click.Context, inbox: tuple[Path, ...], page_year: int | None, dry_
         as_json: bool) -> None:
     """Ingest the inbox and build, write and deliver the edition of every new paper."""
     config = _config(ctx, page_year=page_year)
-    sender = None if dry_run else _sender(config)
+    sender = None if dry_run else sender_from_config(config)
     notify = sender.notice if sender and config.email and config.email.empty == "notice" \
         else None
     report = run_once(config, inbox=list(inbox) or None, dry_run=dry_run, send=sender,
@@ -174,7 +165,7 @@ def _print_now(report: RunReport, *, mailed: bool) -> None:
 def resend(ctx: click.Context, edition_id: int, as_json: bool) -> None:
     """Mail a delivered edition again: same content, a new Message-ID."""
     config = _config(ctx)
-    sender = _sender(config)
+    sender = sender_from_config(config)
     if sender is None:
         raise ConfigError("digest.toml has no [email] section: there is nothing to send with")
     report = resend_edition(config, edition_id, send=sender)

@@ -4,6 +4,7 @@ said them."""
 
 from __future__ import annotations
 
+import os
 import smtplib
 import ssl
 import time
@@ -13,10 +14,18 @@ from datetime import datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 
-from digest.config import EmailConfig
+from digest.config import Config, EmailConfig
 from digest.errors import ConfigError, DeliveryError
 from digest.model import Edition, Notice
 from digest.render import RenderedEdition, render_notice
+
+
+def sender_from_config(config: Config) -> SmtpSender | None:
+    """The sender of the [email] section, its password read from the environment only;
+    None without [email]: the digest is then written to files only."""
+    if config.email is None:
+        return None
+    return SmtpSender(config.email, os.environ.get(config.email.password_env))
 
 
 def new_message_id(domain: str) -> str:

@@ -230,7 +230,7 @@ def deliver_edition(store: Store, config: Config, edition: Edition, send: Sender
                     now: Callable[[], datetime]) -> EditionReport:
     """Write the edition's files, send it, and only then mark it delivered; a failure
     leaves it pending with the server's words."""
-    rendered = render_edition(edition, archive_url=archive_url(config))
+    rendered = render_edition(edition, archive_url=email_links(config))
     report = write_edition_files(config, edition, rendered)
     store.save_edition_files(edition.id, str(report.html), str(report.text))
     if send is not None:
@@ -258,6 +258,14 @@ def archive_url(config: Config) -> str | None:
     return config.email.archive_url if config.email else None
 
 
+def email_links(config: Config) -> str | None:
+    """Where the email's "and N more" links point: the archive_url of [email]; without
+    [email] the email is a file beside the pages, so relative links reach them."""
+    if config.email is None:
+        return "."
+    return config.email.archive_url
+
+
 def feed_key(config: Config) -> str:
     """What names the feed for good: its public address, else the archive folder."""
     return archive_url(config) or config.digests_dir.resolve().as_uri()
@@ -276,7 +284,7 @@ def resend_edition(config: Config, edition_id: int, *, send: Sender) -> EditionR
         edition = load_edition(store, config, Classifier(config.topics), edition_id,
                                datetime.fromisoformat(record.created))
         edition = replace(edition, message_id=new_message_id(message_domain(config)))
-        rendered = render_edition(edition, archive_url=archive_url(config))
+        rendered = render_edition(edition, archive_url=email_links(config))
         send(edition, rendered)
         return EditionReport(edition, Path(record.html or ""), Path(record.text or ""))
 
@@ -286,7 +294,8 @@ def preview_edition(store: Store, config: Config, groups: tuple[TopicGroup, ...]
     """A dry run's edition: rendered to preview files, claimed by nothing."""
     sources = sources_between(store, config, store.last_edition_created(), created)
     edition = Edition(0, created, groups, sources)
-    rendered = render_edition(edition, archive_url=archive_url(config))
+    rendered = render_edition(edition, archive_url=email_links(config),
+                              page_name="preview.html")
     return write_edition_files(config, edition, rendered, stem="preview")
 
 

@@ -174,17 +174,20 @@ def sources_line(sources: Sources, *, names: int = 5) -> tuple[str, str]:
     return line + ".", warning
 
 
-def render_edition(edition: Edition, *, archive_url: str | None = None) -> RenderedEdition:
+def render_edition(edition: Edition, *, archive_url: str | None = None,
+                   page_name: str | None = None) -> RenderedEdition:
     """Every artefact of an edition; the email fitted to its size budget, its left-out
-    papers linked at archive_url's page or, without one, in the attached full digest."""
+    papers linked at the edition's page under archive_url or, without one, in the
+    attached full digest."""
     env = environment()
     view = edition_view(edition)
     attachment = f"paper-digest-{edition.id}.html"
+    page = page_name or f"edition-{edition.id}.html"
 
     def more_link(topic: TopicView) -> str | None:
         if archive_url is None:
             return None
-        return f"{archive_url}/edition-{edition.id}.html#{topic.anchor}"
+        return f"{archive_url}/{page}#{topic.anchor}"
 
     def render_email(snippet_chars: int, cap: int | None) -> str:
         shown = with_snippets(view, snippet_chars)

@@ -106,6 +106,8 @@ class Status:
     failed_dumps: int
     editions: int
     pending_editions: int
+    # Why the oldest pending edition has not gone out yet.
+    pending_error: str | None = None
 
 
 class Store:
@@ -342,6 +344,9 @@ class Store:
             failed_dumps=count("SELECT COUNT(*) FROM dumps WHERE status = 'failed'"),
             editions=count("SELECT COUNT(*) FROM editions"),
             pending_editions=count("SELECT COUNT(*) FROM editions WHERE status = 'pending'"),
+            pending_error=self.db.execute(
+                "SELECT (SELECT last_error FROM editions WHERE status = 'pending' "
+                "ORDER BY id LIMIT 1)").fetchone()[0],
         )
 
 

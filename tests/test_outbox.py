@@ -117,6 +117,9 @@ def test_server_down_then_up_sends_each_edition_once_with_its_message_id(
         (record,) = store.editions()
     assert (record.status, record.message_id) == ("pending", pending["message_id"])
     assert "connection refused" in (record.last_error or "")
+    _, status, _ = cli(toml, "status", "--json")
+    assert json.loads(status)["pending_editions"] == 1
+    assert "connection refused" in json.loads(status)["pending_error"]
 
     # The next run has more dumps: the pending edition goes first, as it was.
     recorder = Recorder()
