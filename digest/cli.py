@@ -116,10 +116,8 @@ def now(ctx: click.Context, inbox: tuple[Path, ...], page_year: int | None, dry_
     """Ingest the inbox and build, write and deliver the edition of every new paper."""
     config = _config(ctx, page_year=page_year)
     sender = None if dry_run else sender_from_config(config)
-    notify = sender.notice if sender and config.email and config.email.empty == "notice" \
-        else None
     report = run_once(config, inbox=list(inbox) or None, dry_run=dry_run, send=sender,
-                      notify=notify)
+                      notify=sender.notice if sender else None)
     if as_json:
         click.echo(json.dumps({
             "dumps": [_dump_json(d) for d in report.dumps],
@@ -130,7 +128,9 @@ def now(ctx: click.Context, inbox: tuple[Path, ...], page_year: int | None, dry_
             "dry_run": report.dry_run}, indent=2))
     else:
         _print_now(report, mailed=sender is not None)
-    if report.delivery_error:
+    if report.notice_error:
+        click.echo(f"digest: error: the notice was not sent: {report.notice_error}", err=True)
+    elif report.delivery_error:
         error = report.delivery_error
         click.echo(f"digest: error: {error} ({error.hint})", err=True)
     sys.exit(1 if report.failed else 0)
@@ -141,6 +141,10 @@ def _print_now(report: RunReport, *, mailed: bool) -> None:
     for r in report.resent:
         if r.error is None:
             click.echo(f"delivered pending edition #{r.edition.id}: {r.html}")
+        else:
+            click.echo(f"pending edition #{r.edition.id} not sent: no new edition is built "
+                       "until it is")
+            return
     if report.notice:
         sent = "not sent" if report.notice_error else "sent a notice"
         click.echo(f"nothing new: {report.notice.reason} ({sent})")

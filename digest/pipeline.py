@@ -86,7 +86,8 @@ def run_once(config: Config, *, now: Callable[[], datetime] = datetime.now,
             return RunReport(dumps, None, resent)
         papers = store.undelivered()
         if not papers:
-            if dry_run or notify is None:
+            wants_notice = config.email is not None and config.email.empty == "notice"
+            if dry_run or notify is None or not wants_notice:
                 return RunReport(dumps, None, resent, dry_run)
             notice = nothing_new_notice(store, config, now())
             try:

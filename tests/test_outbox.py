@@ -117,6 +117,8 @@ def test_server_down_then_up_sends_each_edition_once_with_its_message_id(
         (record,) = store.editions()
     assert (record.status, record.message_id) == ("pending", pending["message_id"])
     assert "connection refused" in (record.last_error or "")
+    code, out, _ = cli(toml, "now")  # still down: nothing new is built behind it
+    assert code == 1 and "pending edition #1 not sent" in out
     _, status, _ = cli(toml, "status", "--json")
     assert json.loads(status)["pending_editions"] == 1
     assert "connection refused" in json.loads(status)["pending_error"]
