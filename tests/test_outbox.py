@@ -62,7 +62,9 @@ def test_digest_now_mails_the_seed_edition_under_the_clip_with_every_paper_reach
     assert all(f'id="{link.split("#")[1]}"' in page for link in links)
     # Dark mode and phones survive the inlining; nothing else is left in <style>.
     assert "@media (prefers-color-scheme: dark)" in body and "max-width: 620px" in body
-    assert 'style="' in body and "display:none" in body.replace(" ", "")
+    assert 'style="' in body and "<style>" in body
+    preheader = re.search(r'<div style="display: ?none;[^"]*">([^<&]+)', body)
+    assert preheader and preheader.group(1).startswith("354 new papers: Fine-tuning")
 
 
 def test_without_archive_url_the_full_digest_is_attached(tmp_path: Path,
@@ -179,6 +181,16 @@ def test_an_empty_run_sends_a_notice_that_says_why(tmp_path: Path, config: Confi
             "had already been sent.") in second.get_content()
     assert "Sources: 1 dump since the last edition (again.txt)." in second.get_content()
     assert first["Message-ID"] != second["Message-ID"]
+
+
+def test_a_notice_that_cannot_be_sent_fails_the_run(tmp_path: Path, inbox: Path) -> None:
+    toml = write_toml(tmp_path, free_port(), empty="notice")
+    (tmp_path / "state" / "inbox").mkdir(parents=True)
+    code, out, err = cli(toml, "now", "--dry-run")  # nothing to send in a dry run
+    assert code == 0
+    code, out, err = cli(toml, "now", "--json")
+    assert code == 1 and json.loads(out)["notice"] == "No dump has arrived yet."
+    assert err.startswith("digest: error: the notice was not sent: SMTP 127.0.0.1:")
 
 
 def test_skip_sends_nothing_when_there_is_nothing_new(tmp_path: Path, inbox: Path) -> None:
