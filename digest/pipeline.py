@@ -175,12 +175,9 @@ def load_edition(store: Store, config: Config, classifier: Classifier, edition_i
     for topic, paper in store.edition_papers(edition_id):
         _, terms = classifier.classify(paper.title, paper.abstract)
         groups.setdefault(topic, []).append(RankedPaper(paper, terms))
-    record = store.edition(edition_id)
-    message_id = record.message_id if record else None
-    if message_id is None:
-        # Claimed before the store kept Message-IDs: fix one now, once.
-        store.set_message_id(edition_id, new_message_id(message_domain(config)))
-        message_id = store.edition(edition_id).message_id  # type: ignore[union-attr]
+    # An edition claimed before the store kept Message-IDs gets one now, once.
+    message_id = store.edition_message_id(edition_id,
+                                          new_message_id(message_domain(config)))
     return Edition(edition_id, created,
                    tuple(TopicGroup(name, tuple(papers)) for name, papers in groups.items()),
                    edition_sources(store, config, edition_id, created), message_id)
@@ -210,7 +207,7 @@ def nothing_new_notice(store: Store, config: Config, created: datetime) -> Notic
     """Why a run found nothing to send: no dump came, or every paper in them was sent."""
     last_edition = store.last_edition_created()
     sources = sources_between(store, config, last_edition, created)
-    since = (f"since the last edition ({last_edition:%d %b %Y})".replace(" 0", " ")
+    since = (f"since the last edition ({last_edition.day} {last_edition:%b %Y})"
              if last_edition else "yet")
     arrived = len(sources.ingested)
     if arrived:

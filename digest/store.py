@@ -297,11 +297,14 @@ class Store:
         row = self.db.execute("SELECT MAX(created) FROM editions").fetchone()
         return datetime.fromisoformat(row[0]) if row[0] else None
 
-    def set_message_id(self, edition_id: int, message_id: str) -> None:
-        """Give an edition from before the outbox its Message-ID, once."""
+    def edition_message_id(self, edition_id: int, new: str) -> str:
+        """The edition's Message-ID; one from before the outbox kept them gets `new`."""
         with self.db.atomic():
             self.db.execute("UPDATE editions SET message_id = ? WHERE id = ? "
-                            "AND message_id IS NULL", [message_id, edition_id])
+                            "AND message_id IS NULL", [new, edition_id])
+            row = self.db.execute("SELECT message_id FROM editions WHERE id = ?",
+                                  [edition_id]).fetchone()
+        return str(row[0])
 
     def record_failure(self, edition_id: int, error: str) -> None:
         """Leave an edition pending, with why its last attempt failed."""
