@@ -190,11 +190,12 @@ def render_edition(edition: Edition, *, archive_url: str | None = None,
         return f"{archive_url}/{page}#{topic.anchor}"
 
     def render_email(snippet_chars: int, cap: int | None) -> str:
-        shown = with_snippets(view, snippet_chars)
+        shown = view
         if cap is not None:
-            shown = replace(capped(shown, cap, more_link),
+            shown = replace(capped(view, cap, more_link),
                             attachment=None if archive_url else attachment)
-        return env.get_template("email.html.j2").render(edition=shown)
+        return env.get_template("email.html.j2").render(
+            edition=with_snippets(shown, snippet_chars))
 
     fitted = fit_email(render_email, max((len(t.papers) for t in view.topics), default=0))
     return RenderedEdition(
