@@ -47,6 +47,15 @@ class Recorder:
     # Seconds between taking a message and saying so: widens the window in which a client
     # dies after the server has the message but before it hears that.
     reply_delay: float = 0.0
+    # Recipients refused at RCPT TO, with the reply line to refuse them with.
+    refuse: dict[str, str] = field(default_factory=dict)
+
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,
+                          rcpt_options: list[str]) -> str:
+        if address in self.refuse:
+            return self.refuse[address]
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         with self.lock:

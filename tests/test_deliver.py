@@ -157,6 +157,21 @@ def test_a_permanent_refusal_is_tried_once_and_leaves_the_edition_pending(
     assert (record.status, record.last_error) == ("pending", str(report.edition.error))
 
 
+def test_recipients_refused_at_rcpt_are_reported_with_the_servers_words(
+        config: Config) -> None:
+    recorder = Recorder(refuse={"reader@example.org": "550 5.1.1 No such user here",
+                                "second@example.org": "550 5.1.1 Nor here"})
+    with smtp_server(recorder) as server:
+        email = email_config(server.port)
+        report = run_once(replace(config, email=email), now=lambda: T1,
+                          send=SmtpSender(email, None))
+    assert report.edition is not None and report.edition.error is not None
+    assert str(report.edition.error).endswith(
+        "refused every recipient: reader@example.org: 550 5.1.1 No such user here; "
+        "second@example.org: 550 5.1.1 Nor here")
+    assert not report.edition.error.transient and recorder.received == []
+
+
 def test_transient_refusals_are_retried_with_backoff(config: Config) -> None:
     recorder = Recorder(replies=["451 4.3.0 Try again later", "421 4.7.0 Busy"])
     sleeps: list[float] = []
