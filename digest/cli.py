@@ -82,6 +82,7 @@ def _edition_json(report: EditionReport) -> dict[str, Any]:
         "id": edition.id, "papers": edition.paper_count, "message_id": edition.message_id,
         "html": str(report.html), "text": str(report.text),
         "error": str(report.error) if report.error else None,
+        "warnings": list(report.warnings),
         "topics": [{"name": g.name, "papers": [
             {"title": r.paper.title, "authors_count": r.paper.authors_count,
              "published": r.paper.published.isoformat() if r.paper.published else None,
@@ -128,6 +129,9 @@ def now(ctx: click.Context, inbox: tuple[Path, ...], page_year: int | None, dry_
             "dry_run": report.dry_run}, indent=2))
     else:
         _print_now(report, mailed=sender is not None)
+    for r in (*report.resent, *([report.edition] if report.edition else [])):
+        for warning in r.warnings:
+            click.echo(f"digest: warning: edition #{r.edition.id}: {warning}", err=True)
     if report.notice_error:
         click.echo(f"digest: error: the notice was not sent: {report.notice_error}", err=True)
     elif report.delivery_error:

@@ -161,7 +161,7 @@ def email_from_dict(data: object, *, source: str, base: Path) -> EmailConfig:
         empty=_choice(data, "empty", ("skip", "notice"), where) or "skip",
         ca_file=_path(data, "ca_file", where, base),
         timeout=_number(data, "timeout", where, 30.0),
-        retries=_int(data, "retries", where) if "retries" in data else 3,
+        retries=_count(data, "retries", where, 3),
         retry_delay=_number(data, "retry_delay", where, 2.0),
     )
 
@@ -187,6 +187,13 @@ def _choice(data: dict[str, object], key: str, choices: tuple[str, ...],
     if value is not None and value not in choices:
         raise ConfigError(f"{source}: {key} must be one of {', '.join(map(repr, choices))}")
     return value if isinstance(value, str) else None
+
+
+def _count(data: dict[str, object], key: str, source: str, default: int) -> int:
+    value = _int(data, key, source) if key in data else default
+    if value < 0:
+        raise ConfigError(f"{source}: {key} must not be negative")
+    return value
 
 
 def _number(data: dict[str, object], key: str, source: str, default: float) -> float:

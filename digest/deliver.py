@@ -108,28 +108,31 @@ class SmtpSender:
         self._sleep = sleep
         self._clock = clock
 
-    def __call__(self, edition: Edition, rendered: RenderedEdition) -> None:
-        self.send(build_message(self.email, edition, rendered, now=self._clock()))
+    def __call__(self, edition: Edition, rendered: RenderedEdition) -> tuple[str, ...]:
+        return self.send(build_message(self.email, edition, rendered, now=self._clock()))
 
     def notice(self, notice: Notice) -> None:
         self.send(build_notice(self.email, notice, now=self._clock()))
 
-    def send(self, message: EmailMessage) -> None:
-        delay = self.email.retry_delay
-        for attempt in range(self.email.retries + 1):
+    def send(self, message: EmailMessage) -> tuple[str, ...]:
+        """Send one message; what comes back names the recipients the server refused while
+        it took the message for the others (a retry would mail those twice)."""
+        delay, attempt = self.email.retry_delay, 1
+        while True:
             try:
-                self._send_once(message)
-                return
+                refused = self._send_once(message)
+                return tuple(f"{self._where()} refused {rcpt}: {code} {_text(msg)}"
+                             for rcpt, (code, msg) in refused.items())
             except (smtplib.SMTPException, OSError) as exc:
                 transient, reason = _failure(exc, self.email.timeout)
-                if not transient or attempt == self.email.retries:
-                    tries = f" (after {attempt + 1} attempts)" if attempt else ""
+                if not transient or attempt > self.email.retries:
+                    tries = f" (after {attempt} attempts)" if attempt > 1 else ""
                     raise DeliveryError(f"{self._where()}: {reason}{tries}",
                                         transient=transient) from None
             self._sleep(delay)
-            delay *= 2
+            delay, attempt = delay * 2, attempt + 1
 
-    def _send_once(self, message: EmailMessage) -> None:
+    def _send_once(self, message: EmailMessage) -> dict[str, tuple[int, bytes]]:
         smtp = self._connect()
         try:
             if self.email.security == "starttls":
@@ -137,8 +140,8 @@ class SmtpSender:
                 smtp.ehlo()
             if self.email.username:
                 smtp.login(self.email.username, self._password or "")
-            smtp.send_message(message, from_addr=self.email.sender,
-                              to_addrs=list(self.email.to))
+            return smtp.send_message(message, from_addr=self.email.sender,
+                                     to_addrs=list(self.email.to))
         finally:
             # Once the server has taken the message, a goodbye that fails changes nothing:
             # treating it as a failure would send the edition twice.

@@ -7,7 +7,7 @@ import fcntl
 import hashlib
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -36,7 +36,9 @@ from digest.render import (
 from digest.store import Store, open_store
 from digest.topics import Classifier, group_papers
 
-Sender = Callable[[Edition, RenderedEdition], None]
+# Sends an edition, or raises DeliveryError; may return warnings (recipients refused
+# while the others got it).
+Sender = Callable[[Edition, RenderedEdition], Sequence[str] | None]
 Notifier = Callable[[Notice], None]
 
 
@@ -48,6 +50,7 @@ class EditionReport:
     # Why the edition is still pending; None once the server has taken it (or, without
     # [email], once its files are written).
     error: DeliveryError | None = None
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -231,16 +234,17 @@ def deliver_edition(store: Store, config: Config, edition: Edition, send: Sender
     rendered = render_edition(edition, archive_url=email_links(config))
     report = write_edition_files(config, edition, rendered)
     store.save_edition_files(edition.id, str(report.html), str(report.text))
+    warnings: Sequence[str] | None = ()
     if send is not None:
         try:
-            send(edition, rendered)
+            warnings = send(edition, rendered)
         except DeliveryError as exc:
             store.record_failure(edition.id, str(exc))
             write_archive(config, store, now())
             return replace(report, error=exc)
     store.mark_delivered(edition.id, now())
     write_archive(config, store, now())
-    return report
+    return replace(report, warnings=tuple(warnings or ()))
 
 
 def write_archive(config: Config, store: Store, now: datetime) -> None:

@@ -35,6 +35,7 @@ def test_defaults_follow_the_security_mode(tmp_path: Path) -> None:
     ({"empty": "always"}, "empty must be one of 'skip', 'notice'"),
     ({"smtp_port": "25"}, "smtp_port must be a whole number"),
     ({"timeout": -1}, "timeout must be a number of seconds"),
+    ({"retries": -1}, "retries must not be negative"),
     ({"password": "hunter2"}, "a password does not belong in the file"),
     ({"smtp_host": "mail\nexample"}, "smtp_host must be a one-line string"),
     ({"colour": "blue"}, "unknown setting(s): colour"),

@@ -193,6 +193,20 @@ def test_a_notice_that_cannot_be_sent_fails_the_run(tmp_path: Path, inbox: Path)
     assert err.startswith("digest: error: the notice was not sent: SMTP 127.0.0.1:")
 
 
+def test_a_recipient_refused_while_others_got_it_is_a_warning_not_a_resend(
+        tmp_path: Path) -> None:
+    recorder = Recorder(refuse={"gone@example.org": "550 5.1.1 Mailbox unavailable"})
+    with smtp_server(recorder) as server:
+        toml = write_toml(tmp_path, server.port, to=["reader@example.org",
+                                                     "gone@example.org"])
+        code, out, err = cli(toml, "now", "--inbox", str(inbox_of(tmp_path, 1)))
+        again, _, _ = cli(toml, "now", "--inbox", str(inbox_of(tmp_path, 1)))
+    assert code == 0 and again == 0
+    assert err.strip() == (f"digest: warning: edition #1: SMTP 127.0.0.1:{server.port} "
+                           "refused gone@example.org: 550 5.1.1 Mailbox unavailable")
+    assert recorder.envelopes == [("digest@example.com", ("reader@example.org",))]
+
+
 def test_skip_sends_nothing_when_there_is_nothing_new(tmp_path: Path, inbox: Path) -> None:
     recorder = Recorder()
     with smtp_server(recorder) as server:
