@@ -39,8 +39,11 @@ class DeliveryError(DigestError):
 
     hint = "the edition stays pending and is sent again on the next run"
 
-    def __init__(self, message: str, *, transient: bool = False) -> None:
+    def __init__(self, message: str, *, transient: bool = False,
+                 hint: str | None = None) -> None:
         self.transient = transient
+        if hint is not None:
+            self.hint = hint
         super().__init__(message)
 
 

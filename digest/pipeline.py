@@ -287,7 +287,11 @@ def resend_edition(config: Config, edition_id: int, *, send: Sender) -> EditionR
                                datetime.fromisoformat(record.created))
         edition = replace(edition, message_id=new_message_id(message_domain(config)))
         rendered = render_edition(edition, archive_url=email_links(config))
-        send(edition, rendered)
+        try:
+            send(edition, rendered)
+        except DeliveryError as exc:
+            raise DeliveryError(str(exc), transient=exc.transient,
+                                hint="the edition stays delivered; try the resend again") from None
         return EditionReport(edition, Path(record.html or ""), Path(record.text or ""))
 
 

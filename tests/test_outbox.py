@@ -230,6 +230,9 @@ def test_resend_mails_the_same_edition_under_a_new_message_id(tmp_path: Path) ->
     assert text_part(again) == text_part(original)
     assert html_part(again) == html_part(original)
     assert missing == 1 and err_missing.startswith("digest: error: there is no edition #9")
+    code, _, err = cli(toml, "resend", "1")  # the server is gone now
+    assert code == 1 and "connection refused" in err
+    assert err.strip().endswith("(the edition stays delivered; try the resend again)")
 
 
 def test_resend_needs_email_settings(tmp_path: Path, inbox: Path) -> None:
