@@ -123,6 +123,7 @@ def config_from_dict(data: dict[str, object], *, source: str, base: Path) -> Con
     return config
 
 
+_LOOPBACK = {"localhost", "127.0.0.1", "::1"}
 _EMAIL_KEYS = {"to", "from", "smtp_host", "smtp_port", "security", "username", "password_env",
                "unsubscribe", "archive_url", "empty", "ca_file", "timeout", "retries",
                "retry_delay"}
@@ -148,9 +149,13 @@ def email_from_dict(data: object, *, source: str, base: Path) -> EmailConfig:
     if not isinstance(sender, str) or not _is_address(sender):
         raise ConfigError(f"{where}: from must be a mail address")
     security = _choice(data, "security", ("starttls", "ssl", "none"), where) or "starttls"
+    host = _str(data, "smtp_host", where) or "localhost"
+    if data.get("username") and security == "none" and host not in _LOOPBACK:
+        raise ConfigError(f"{where}: security = \"none\" would send the password in the "
+                          "clear; use \"starttls\" or \"ssl\"")
     return EmailConfig(
         to=tuple(to), sender=sender,
-        smtp_host=_str(data, "smtp_host", where) or "localhost",
+        smtp_host=host,
         smtp_port=_int(data, "smtp_port", where) if "smtp_port" in data
         else SECURITY_PORTS[security],
         security=security,

@@ -103,6 +103,8 @@ class SmtpSender:
         if email.username and not password:
             raise ConfigError(f"[email] username is set but ${email.password_env} is empty: "
                               "the SMTP password comes from that environment variable")
+        if email.ca_file and not email.ca_file.is_file():
+            raise ConfigError(f"[email] ca_file {email.ca_file}: no such file")
         self.email = email
         self._password = password
         self._sleep = sleep

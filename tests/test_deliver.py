@@ -225,6 +225,13 @@ def test_the_password_comes_only_from_the_environment(tmp_path: Path) -> None:
     assert b"from-env" not in db and "from-env" not in out + err
 
 
+def test_a_missing_ca_file_is_a_config_error_not_a_retry(tmp_path: Path) -> None:
+    toml = write_toml(tmp_path, 2525, security="starttls", ca_file="nowhere.pem")
+    code, _, err = cli(toml, "now")
+    assert code == 1 and err.startswith(
+        f"digest: error: [email] ca_file {tmp_path / 'nowhere.pem'}: no such file")
+
+
 def test_a_password_in_the_file_is_refused(tmp_path: Path) -> None:
     toml = write_toml(tmp_path, 2525, password="hunter2")
     code, _, err = cli(toml, "status")
