@@ -17,6 +17,7 @@ from digest.config import Config
 from digest.deliver import new_message_id
 from digest.dumps import parse_dump, read_dump
 from digest.errors import DeliveryError, DigestError, DumpError, LockedError
+from digest.feed import render_feed
 from digest.model import (
     DumpResult,
     Edition,
@@ -28,8 +29,8 @@ from digest.model import (
 )
 from digest.render import (
     RenderedEdition,
+    long_date,
     render_edition,
-    render_feed,
     render_index,
     write_atomic,
 )
@@ -210,7 +211,7 @@ def nothing_new_notice(store: Store, config: Config, created: datetime) -> Notic
     """Why a run found nothing to send: no dump came, or every paper in them was sent."""
     last_edition = store.last_edition_created()
     sources = sources_between(store, config, last_edition, created)
-    since = (f"since the last edition ({last_edition.day} {last_edition:%b %Y})"
+    since = (f"since the last edition ({long_date(last_edition)})"
              if last_edition else "yet")
     arrived = len(sources.ingested)
     if arrived:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import re
 import tempfile
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -139,11 +138,16 @@ def edition_view(edition: Edition) -> EditionView:
                       abstract=r.paper.abstract, terms=r.terms)
             for r in group.papers))
         for group in edition.groups)
-    day = edition.created.strftime("%d %b %Y").lstrip("0")
+    day = long_date(edition.created)
     line, warning = sources_line(edition.sources)
     return EditionView(id=edition.id, date=day, title=f"Paper digest #{edition.id}, {day}",
                        paper_count=edition.paper_count, topics=topics,
                        preheader=preheader(edition), sources=line, sources_warning=warning)
+
+
+def long_date(moment: datetime) -> str:
+    """`12 Nov 2024`: the date as digests and notices write it."""
+    return f"{moment.day} {moment:%b %Y}"
 
 
 def preheader(edition: Edition) -> str:
@@ -168,7 +172,7 @@ def sources_line(sources: Sources, *, names: int = 5) -> tuple[str, str]:
         line += f"; {len(sources.failed)} failed ({listed(tuple(d.name for d in sources.failed))})"
     warning = ""
     if sources.stale_days is not None and sources.last_arrival is not None:
-        last = sources.last_arrival.strftime("%d %b %Y").lstrip("0")
+        last = long_date(sources.last_arrival)
         warning = (f"Warning: no dump has arrived for {sources.stale_days} days "
                    f"(the last on {last}); check what feeds the inbox.")
     return line + ".", warning
@@ -231,63 +235,6 @@ def render_notice(notice: Notice) -> str:
 
 def render_index(editions: Sequence[EditionRecord]) -> str:
     return environment().get_template("index.html.j2").render(editions=editions)
-
-
-@dataclass(frozen=True)
-class FeedEntry:
-    id: str
-    title: str
-    link: str
-    updated: str
-    published: str
-    summary: str
-
-
-@dataclass(frozen=True)
-class FeedView:
-    id: str
-    updated: str
-    self_link: str
-    home_link: str
-    entries: tuple[FeedEntry, ...]
-
-
-FEED_ENTRIES = 50
-
-
-def render_feed(editions: Sequence[EditionRecord], *, archive_url: str | None, feed_key: str,
-                now: datetime) -> str:
-    """The Atom feed (RFC 4287) of the delivered editions, newest first. Ids are UUIDs
-    derived from feed_key, so they never change; links are relative to the feed unless
-    archive_url says where it is served."""
-    base = f"{archive_url}/" if archive_url else ""
-    delivered = [e for e in editions if e.status == "delivered" and e.delivered_at]
-    entries = tuple(
-        FeedEntry(id=_urn(f"{feed_key}/edition-{e.id}"),
-                  title=f"Paper digest #{e.id}, {_day(datetime.fromisoformat(e.created))}",
-                  link=f"{base}edition-{e.id}.html",
-                  updated=_rfc3339(datetime.fromisoformat(str(e.delivered_at))),
-                  published=_rfc3339(datetime.fromisoformat(e.created)),
-                  summary=f"{e.papers} new paper{'s' if e.papers != 1 else ''}")
-        for e in delivered[:FEED_ENTRIES])
-    feed = FeedView(id=_urn(feed_key),
-                    updated=max((e.updated for e in entries), default=_rfc3339(now)),
-                    self_link=f"{base}feed.xml", home_link=f"{base}index.html",
-                    entries=entries)
-    return environment().get_template("feed.xml.j2").render(feed=feed)
-
-
-def _urn(key: str) -> str:
-    return f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, key)}"
-
-
-def _rfc3339(moment: datetime) -> str:
-    # Stored times are local and naive; Atom wants the offset spelled out.
-    return moment.astimezone().isoformat(timespec="seconds")
-
-
-def _day(moment: datetime) -> str:
-    return moment.strftime("%d %b %Y").lstrip("0")
 
 
 def write_atomic(path: Path, text: str) -> None:
