@@ -90,16 +90,29 @@ class Authenticator:
         return AuthResult(success=ok, handled=False)
 
 
-@contextmanager
-def smtp_server(recorder: Recorder, port: int | None = None,
-                **kwargs: Any) -> Iterator[Controller]:
-    """An aiosmtpd server on 127.0.0.1 for the duration of the block."""
-    controller = Controller(recorder, hostname=HOST, port=port or free_port(), **kwargs)
-    controller.start()
-    try:
-        yield controller
-    finally:
+class SmtpServers:
+    """aiosmtpd servers on 127.0.0.1, started by a test and stopped when it ends (the
+    `smtp` fixture)."""
+
+    def __init__(self) -> None:
+        self._running: list[Controller] = []
+
+    def start(self, recorder: Recorder, port: int | None = None,
+              **options: Any) -> Controller:
+        """A server that hands what it receives to `recorder`; options go to aiosmtpd
+        (tls_context, require_starttls, ssl_context, authenticator, auth_required...)."""
+        controller = Controller(recorder, hostname=HOST, port=port or free_port(), **options)
+        controller.start()
+        self._running.append(controller)
+        return controller
+
+    def stop(self, controller: Controller) -> None:
+        self._running.remove(controller)
         controller.stop()
+
+    def stop_all(self) -> None:
+        while self._running:
+            self.stop(self._running[-1])
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from conftest import SAMPLES
 from helpers import text_part, write_dump, write_toml
-from smtp_servers import Recorder, smtp_server
+from smtp_servers import Recorder, SmtpServers
 
 from digest.dumps import parse_dump, read_dump
 from digest.identity import title_key
@@ -42,7 +42,8 @@ def listed_titles(text: str) -> list[str]:
     return [line[2:] for line in text.splitlines() if line.startswith("- ")]
 
 
-def test_sigkill_at_random_points_loses_nothing_and_repeats_nothing(tmp_path: Path) -> None:
+def test_sigkill_at_random_points_loses_nothing_and_repeats_nothing(
+        tmp_path: Path, smtp: SmtpServers) -> None:
     seed = int(os.environ.get("DIGEST_KILL_SEED", time.time_ns() % 100_000))
     rng = random.Random(seed)
     source = tmp_path / "source"
@@ -55,19 +56,19 @@ def test_sigkill_at_random_points_loses_nothing_and_repeats_nothing(tmp_path: Pa
     digest = Path(sys.executable).parent / "digest"
     recorder = Recorder(reply_delay=0.02)
     killed = 0
-    with smtp_server(recorder) as server:
-        toml = write_toml(tmp_path, server.port, retries=1)
-        command = [str(digest), "--config", str(toml), "now", "--inbox", str(inbox)]
-        for dump in dumps:
-            dump.rename(inbox / dump.name)
-            proc = subprocess.Popen(command, stdout=subprocess.DEVNULL,
-                                    stderr=subprocess.DEVNULL)
-            time.sleep(rng.uniform(0.0, 0.5))
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGKILL)
-                killed += 1
-            proc.wait(timeout=30)
-        final = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    server = smtp.start(recorder)
+    toml = write_toml(tmp_path, server.port, retries=1)
+    command = [str(digest), "--config", str(toml), "now", "--inbox", str(inbox)]
+    for dump in dumps:
+        dump.rename(inbox / dump.name)
+        proc = subprocess.Popen(command, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(0.0, 0.5))
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            killed += 1
+        proc.wait(timeout=30)
+    final = subprocess.run(command, capture_output=True, text=True, timeout=60)
     where = f"(seed {seed}, {killed} of {RUNS} runs killed)"
     assert final.returncode == 0, f"{final.stderr} {where}"
 

@@ -13,10 +13,10 @@ from helpers import cli, email_config, html_part, inbox_of, parts, text_part, wr
 from smtp_servers import (
     Authenticator,
     Recorder,
+    SmtpServers,
     free_port,
     make_certificate,
     raw_server,
-    smtp_server,
 )
 
 from digest.config import Config
@@ -28,13 +28,13 @@ from digest.store import open_store
 T1 = datetime(2024, 11, 12, 7, 0)
 
 
-def test_an_edition_is_one_multipart_alternative_message(config: Config) -> None:
+def test_an_edition_is_one_multipart_alternative_message(config: Config, smtp: SmtpServers) -> None:
     recorder = Recorder()
-    with smtp_server(recorder) as server:
-        email = email_config(server.port, unsubscribe="https://example.com/unsub?u=1",
-                             archive_url="https://digest.example.com/archive")
-        report = run_once(replace(config, email=email), now=lambda: T1,
-                          send=SmtpSender(email, None))
+    server = smtp.start(recorder)
+    email = email_config(server.port, unsubscribe="https://example.com/unsub?u=1",
+                         archive_url="https://digest.example.com/archive")
+    report = run_once(replace(config, email=email), now=lambda: T1,
+                      send=SmtpSender(email, None))
     assert report.edition is not None and report.edition.error is None
     (message,) = recorder.messages
     assert recorder.envelopes == [("digest@example.com",
@@ -55,27 +55,27 @@ def test_an_edition_is_one_multipart_alternative_message(config: Config) -> None
     assert message["Message-ID"] == record.message_id == report.edition.edition.message_id
 
 
-def test_a_mailto_unsubscribe_gets_no_one_click_header(config: Config) -> None:
+def test_a_mailto_unsubscribe_gets_no_one_click_header(config: Config, smtp: SmtpServers) -> None:
     recorder = Recorder()
-    with smtp_server(recorder) as server:
-        email = email_config(server.port, unsubscribe="leave@example.com")
-        run_once(replace(config, email=email), now=lambda: T1, send=SmtpSender(email, None))
+    server = smtp.start(recorder)
+    email = email_config(server.port, unsubscribe="leave@example.com")
+    run_once(replace(config, email=email), now=lambda: T1, send=SmtpSender(email, None))
     (message,) = recorder.messages
     assert message["List-Unsubscribe"] == "<mailto:leave@example.com?subject=unsubscribe>"
     assert "List-Unsubscribe-Post" not in message
 
 
-def test_no_title_can_reach_a_header(tmp_path: Path) -> None:
+def test_no_title_can_reach_a_header(tmp_path: Path, smtp: SmtpServers) -> None:
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     title = "Subject: =?utf-8?q?Bcc=3A?= Bcc: victim@example.net <script>x</script>"
     write_dump(inbox / "evil.txt", [(title, "An abstract about attention and memory.")])
     recorder = Recorder()
-    with smtp_server(recorder) as server:
-        email = email_config(server.port)
-        config = Config(state_dir=tmp_path / "state", inbox=inbox, page_year=2024,
-                        email=email)
-        run_once(config, now=lambda: T1, send=SmtpSender(email, None))
+    server = smtp.start(recorder)
+    email = email_config(server.port)
+    config = Config(state_dir=tmp_path / "state", inbox=inbox, page_year=2024,
+                    email=email)
+    run_once(config, now=lambda: T1, send=SmtpSender(email, None))
     (message,) = recorder.messages
     assert message["Subject"] == "Paper digest: 1 new paper in 1 topic (Nov 12)"
     assert "Bcc" not in message and recorder.envelopes[0][1] == email.to
@@ -84,69 +84,69 @@ def test_no_title_can_reach_a_header(tmp_path: Path) -> None:
     assert "<script>" not in html_part(message) and "&lt;script&gt;" in html_part(message)
 
 
-def test_starttls_with_auth(tmp_path: Path, config: Config) -> None:
+def test_starttls_with_auth(tmp_path: Path, config: Config, smtp: SmtpServers) -> None:
     cert = make_certificate(tmp_path)
     auth = Authenticator("digest", "s3cret")
     recorder = Recorder()
-    with smtp_server(recorder, tls_context=cert.server_context(), require_starttls=True,
-                     authenticator=auth, auth_required=True) as server:
-        email = email_config(server.port, security="starttls", ca_file=cert.cert,
-                             username="digest")
-        report = run_once(replace(config, email=email), now=lambda: T1,
-                          send=SmtpSender(email, "s3cret"))
+    server = smtp.start(recorder, tls_context=cert.server_context(), require_starttls=True,
+                  authenticator=auth, auth_required=True)
+    email = email_config(server.port, security="starttls", ca_file=cert.cert,
+                         username="digest")
+    report = run_once(replace(config, email=email), now=lambda: T1,
+                      send=SmtpSender(email, "s3cret"))
     assert report.edition is not None and report.edition.error is None
     assert auth.attempts == [b"digest"]
     assert len(recorder.messages) == 1
 
 
-def test_implicit_tls(tmp_path: Path, config: Config) -> None:
+def test_implicit_tls(tmp_path: Path, config: Config, smtp: SmtpServers) -> None:
     cert = make_certificate(tmp_path)
     recorder = Recorder()
-    with smtp_server(recorder, ssl_context=cert.server_context()) as server:
-        email = email_config(server.port, security="ssl", ca_file=cert.cert)
-        report = run_once(replace(config, email=email), now=lambda: T1,
-                          send=SmtpSender(email, None))
+    server = smtp.start(recorder, ssl_context=cert.server_context())
+    email = email_config(server.port, security="ssl", ca_file=cert.cert)
+    report = run_once(replace(config, email=email), now=lambda: T1,
+                      send=SmtpSender(email, None))
     assert report.edition is not None and report.edition.error is None
     assert len(recorder.messages) == 1
 
 
-def test_an_untrusted_certificate_is_a_permanent_failure(tmp_path: Path,
-                                                         config: Config) -> None:
+def test_an_untrusted_certificate_is_a_permanent_failure(
+        tmp_path: Path, config: Config, smtp: SmtpServers) -> None:
     cert = make_certificate(tmp_path)
-    with smtp_server(Recorder(), tls_context=cert.server_context()) as server:
-        email = email_config(server.port, security="starttls")  # no ca_file: not trusted
-        sleeps: list[float] = []
-        report = run_once(replace(config, email=email), now=lambda: T1,
-                          send=SmtpSender(email, None, sleep=sleeps.append))
+    server = smtp.start(Recorder(), tls_context=cert.server_context())
+    email = email_config(server.port, security="starttls")  # no ca_file: not trusted
+    sleeps: list[float] = []
+    report = run_once(replace(config, email=email), now=lambda: T1,
+                      send=SmtpSender(email, None, sleep=sleeps.append))
     assert report.edition is not None and report.edition.error is not None
     assert "TLS failed" in str(report.edition.error) and "CERTIFICATE_VERIFY_FAILED" in str(
         report.edition.error)
     assert sleeps == []
 
 
-def test_a_wrong_password_ends_the_run_with_the_servers_words(tmp_path: Path,
-                                                              config: Config) -> None:
+def test_a_wrong_password_ends_the_run_with_the_servers_words(
+        tmp_path: Path, config: Config, smtp: SmtpServers) -> None:
     cert = make_certificate(tmp_path)
-    with smtp_server(Recorder(), tls_context=cert.server_context(), require_starttls=True,
-                     authenticator=Authenticator("digest", "right"),
-                     auth_required=True) as server:
-        email = email_config(server.port, security="starttls", ca_file=cert.cert,
-                             username="digest")
-        report = run_once(replace(config, email=email), now=lambda: T1,
-                          send=SmtpSender(email, "wrong"))
+    server = smtp.start(Recorder(), tls_context=cert.server_context(), require_starttls=True,
+                  authenticator=Authenticator("digest", "right"),
+                  auth_required=True)
+    email = email_config(server.port, security="starttls", ca_file=cert.cert,
+                         username="digest")
+    report = run_once(replace(config, email=email), now=lambda: T1,
+                      send=SmtpSender(email, "wrong"))
     assert report.failed and report.edition is not None
     assert "535" in str(report.edition.error)
     assert "wrong" not in str(report.edition.error)
 
 
 def test_a_permanent_refusal_is_tried_once_and_leaves_the_edition_pending(
-        config: Config) -> None:
+        config: Config, smtp: SmtpServers) -> None:
     recorder = Recorder(replies=["554 5.7.1 Message rejected: spam score too high"])
     sleeps: list[float] = []
-    with smtp_server(recorder) as server:
-        email = email_config(server.port)
-        report = run_once(replace(config, email=email), now=lambda: T1,
-                          send=SmtpSender(email, None, sleep=sleeps.append))
+    server = smtp.start(recorder)
+    email = email_config(server.port)
+    report = run_once(replace(config, email=email), now=lambda: T1,
+                      send=SmtpSender(email, None, sleep=sleeps.append))
     assert report.edition is not None and report.edition.error is not None
     assert str(report.edition.error) == (
         f"SMTP 127.0.0.1:{email.smtp_port}: 554 5.7.1 Message rejected: spam score too high")
@@ -158,13 +158,13 @@ def test_a_permanent_refusal_is_tried_once_and_leaves_the_edition_pending(
 
 
 def test_recipients_refused_at_rcpt_are_reported_with_the_servers_words(
-        config: Config) -> None:
+        config: Config, smtp: SmtpServers) -> None:
     recorder = Recorder(refuse={"reader@example.org": "550 5.1.1 No such user here",
                                 "second@example.org": "550 5.1.1 Nor here"})
-    with smtp_server(recorder) as server:
-        email = email_config(server.port)
-        report = run_once(replace(config, email=email), now=lambda: T1,
-                          send=SmtpSender(email, None))
+    server = smtp.start(recorder)
+    email = email_config(server.port)
+    report = run_once(replace(config, email=email), now=lambda: T1,
+                      send=SmtpSender(email, None))
     assert report.edition is not None and report.edition.error is not None
     assert str(report.edition.error).endswith(
         "refused every recipient: reader@example.org: 550 5.1.1 No such user here; "
@@ -172,13 +172,13 @@ def test_recipients_refused_at_rcpt_are_reported_with_the_servers_words(
     assert not report.edition.error.transient and recorder.received == []
 
 
-def test_transient_refusals_are_retried_with_backoff(config: Config) -> None:
+def test_transient_refusals_are_retried_with_backoff(config: Config, smtp: SmtpServers) -> None:
     recorder = Recorder(replies=["451 4.3.0 Try again later", "421 4.7.0 Busy"])
     sleeps: list[float] = []
-    with smtp_server(recorder) as server:
-        email = email_config(server.port, retries=3, retry_delay=0.01)
-        report = run_once(replace(config, email=email), now=lambda: T1,
-                          send=SmtpSender(email, None, sleep=sleeps.append))
+    server = smtp.start(recorder)
+    email = email_config(server.port, retries=3, retry_delay=0.01)
+    report = run_once(replace(config, email=email), now=lambda: T1,
+                      send=SmtpSender(email, None, sleep=sleeps.append))
     assert report.edition is not None and report.edition.error is None
     assert sleeps == [0.01, 0.02]
     assert len(recorder.messages) == 1
@@ -207,18 +207,18 @@ def test_a_refused_connection_is_transient(config: Config) -> None:
     assert caught.value.transient
 
 
-def test_the_password_comes_only_from_the_environment(tmp_path: Path) -> None:
+def test_the_password_comes_only_from_the_environment(tmp_path: Path, smtp: SmtpServers) -> None:
     cert = make_certificate(tmp_path)
     auth = Authenticator("digest", "from-env")
     recorder = Recorder()
-    with smtp_server(recorder, tls_context=cert.server_context(), require_starttls=True,
-                     authenticator=auth, auth_required=True) as server:
-        toml = write_toml(tmp_path, server.port, security="starttls", ca_file=str(cert.cert),
-                          username="digest", password_env="MY_SMTP_PW")
-        code, out, err = cli(toml, "now", "--inbox", str(inbox_of(tmp_path, 3)),
-                             env={"MY_SMTP_PW": "from-env"})
-        assert code == 0, err
-        missing, _, err = cli(toml, "now", env={"MY_SMTP_PW": ""})
+    server = smtp.start(recorder, tls_context=cert.server_context(), require_starttls=True,
+                  authenticator=auth, auth_required=True)
+    toml = write_toml(tmp_path, server.port, security="starttls", ca_file=str(cert.cert),
+                      username="digest", password_env="MY_SMTP_PW")
+    code, out, err = cli(toml, "now", "--inbox", str(inbox_of(tmp_path, 3)),
+                         env={"MY_SMTP_PW": "from-env"})
+    assert code == 0, err
+    missing, _, err = cli(toml, "now", env={"MY_SMTP_PW": ""})
     assert len(recorder.messages) == 1
     assert missing == 1 and "$MY_SMTP_PW is empty" in err
     db = (tmp_path / "state" / "digest.db").read_bytes()

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from helpers import cli, email_config, html_part, inbox_of, parts, text_part, write_dump, write_toml
 from markupsafe import escape
-from smtp_servers import Recorder, free_port, smtp_server
+from smtp_servers import Recorder, SmtpServers, free_port
 
 from digest.config import Config
 from digest.deliver import SmtpSender
@@ -35,11 +35,11 @@ def seed_titles(state: Path) -> set[str]:
 
 
 def test_digest_now_mails_the_seed_edition_under_the_clip_with_every_paper_reachable(
-        tmp_path: Path, inbox: Path) -> None:
+        tmp_path: Path, inbox: Path, smtp: SmtpServers) -> None:
     recorder = Recorder()
-    with smtp_server(recorder) as server:
-        toml = write_toml(tmp_path, server.port, archive_url="https://digest.example.com/a")
-        code, out, err = cli(toml, "now", "--inbox", str(inbox), "--json")
+    server = smtp.start(recorder)
+    toml = write_toml(tmp_path, server.port, archive_url="https://digest.example.com/a")
+    code, out, err = cli(toml, "now", "--inbox", str(inbox), "--json")
     assert code == 0, err
     assert json.loads(out)["edition"]["papers"] == 354
     (message,) = recorder.messages
@@ -67,11 +67,11 @@ def test_digest_now_mails_the_seed_edition_under_the_clip_with_every_paper_reach
     assert preheader and preheader.group(1).startswith("354 new papers: Fine-tuning")
 
 
-def test_without_archive_url_the_full_digest_is_attached(tmp_path: Path,
-                                                          inbox: Path) -> None:
+def test_without_archive_url_the_full_digest_is_attached(
+        tmp_path: Path, inbox: Path, smtp: SmtpServers) -> None:
     recorder = Recorder()
-    with smtp_server(recorder) as server:
-        code, _, err = cli(write_toml(tmp_path, server.port), "now", "--inbox", str(inbox))
+    server = smtp.start(recorder)
+    code, _, err = cli(write_toml(tmp_path, server.port), "now", "--inbox", str(inbox))
     assert code == 0, err
     (message,) = recorder.messages
     assert parts(message) == ["multipart/mixed", "multipart/alternative", "text/plain",
@@ -108,7 +108,7 @@ def test_any_edition_size_fits_the_budget_and_every_paper_is_reachable() -> None
 
 
 def test_server_down_then_up_sends_each_edition_once_with_its_message_id(
-        tmp_path: Path) -> None:
+        tmp_path: Path, smtp: SmtpServers) -> None:
     port = free_port()  # nothing listens here yet
     toml = write_toml(tmp_path, port)
     code, out, err = cli(toml, "now", "--inbox", str(inbox_of(tmp_path, 2)), "--json")
@@ -127,9 +127,9 @@ def test_server_down_then_up_sends_each_edition_once_with_its_message_id(
 
     # The next run has more dumps: the pending edition goes first, as it was.
     recorder = Recorder()
-    with smtp_server(recorder, port=port):
-        code, out, err = cli(toml, "now", "--inbox", str(inbox_of(tmp_path, 5)), "--json")
-        again, _, _ = cli(toml, "now", "--inbox", str(inbox_of(tmp_path, 5)))
+    smtp.start(recorder, port=port)
+    code, out, err = cli(toml, "now", "--inbox", str(inbox_of(tmp_path, 5)), "--json")
+    again, _, _ = cli(toml, "now", "--inbox", str(inbox_of(tmp_path, 5)))
     assert code == 0 and again == 0, err
     report = json.loads(out)
     assert [r["id"] for r in report["resent"]] == [1] and report["edition"]["id"] == 2
@@ -160,18 +160,19 @@ def test_a_pending_edition_failing_again_builds_nothing_new(config: Config,
         assert len(store.undelivered()) == 354 - 100
 
 
-def test_an_empty_run_sends_a_notice_that_says_why(tmp_path: Path, config: Config) -> None:
+def test_an_empty_run_sends_a_notice_that_says_why(
+        tmp_path: Path, config: Config, smtp: SmtpServers) -> None:
     recorder = Recorder()
-    with smtp_server(recorder) as server:
-        email = email_config(server.port, empty="notice")
-        config = replace(config, email=email)
-        sender = SmtpSender(email, None)
-        run_once(config, now=lambda: T1, send=sender, notify=sender.notice)
-        quiet = run_once(config, now=lambda: T2, send=sender, notify=sender.notice)
-        write_dump(config.inbox_dir / "again.txt", [(
-            "Skill-it! A Data-Driven Skills Framework for Understanding and Training "
-            "Language Models", "The quality of training data impacts the performance.")])
-        repeat = run_once(config, now=lambda: T2, send=sender, notify=sender.notice)
+    server = smtp.start(recorder)
+    email = email_config(server.port, empty="notice")
+    config = replace(config, email=email)
+    sender = SmtpSender(email, None)
+    run_once(config, now=lambda: T1, send=sender, notify=sender.notice)
+    quiet = run_once(config, now=lambda: T2, send=sender, notify=sender.notice)
+    write_dump(config.inbox_dir / "again.txt", [(
+        "Skill-it! A Data-Driven Skills Framework for Understanding and Training "
+        "Language Models", "The quality of training data impacts the performance.")])
+    repeat = run_once(config, now=lambda: T2, send=sender, notify=sender.notice)
     assert quiet.notice and repeat.notice and not quiet.failed
     _, first, second = recorder.messages
     assert first["Subject"] == "Paper digest: no new papers (Nov 13)"
@@ -194,35 +195,37 @@ def test_a_notice_that_cannot_be_sent_fails_the_run(tmp_path: Path, inbox: Path)
 
 
 def test_a_recipient_refused_while_others_got_it_is_a_warning_not_a_resend(
-        tmp_path: Path) -> None:
+        tmp_path: Path, smtp: SmtpServers) -> None:
     recorder = Recorder(refuse={"gone@example.org": "550 5.1.1 Mailbox unavailable"})
-    with smtp_server(recorder) as server:
-        toml = write_toml(tmp_path, server.port, to=["reader@example.org",
-                                                     "gone@example.org"])
-        code, out, err = cli(toml, "now", "--inbox", str(inbox_of(tmp_path, 1)))
-        again, _, _ = cli(toml, "now", "--inbox", str(inbox_of(tmp_path, 1)))
+    server = smtp.start(recorder)
+    toml = write_toml(tmp_path, server.port, to=["reader@example.org",
+                                                 "gone@example.org"])
+    code, out, err = cli(toml, "now", "--inbox", str(inbox_of(tmp_path, 1)))
+    again, _, _ = cli(toml, "now", "--inbox", str(inbox_of(tmp_path, 1)))
     assert code == 0 and again == 0
     assert err.strip() == (f"digest: warning: edition #1: SMTP 127.0.0.1:{server.port} "
                            "refused gone@example.org: 550 5.1.1 Mailbox unavailable")
     assert recorder.envelopes == [("digest@example.com", ("reader@example.org",))]
 
 
-def test_skip_sends_nothing_when_there_is_nothing_new(tmp_path: Path, inbox: Path) -> None:
+def test_skip_sends_nothing_when_there_is_nothing_new(
+        tmp_path: Path, inbox: Path, smtp: SmtpServers) -> None:
     recorder = Recorder()
-    with smtp_server(recorder) as server:
-        toml = write_toml(tmp_path, server.port)
-        cli(toml, "now", "--inbox", str(inbox))
-        code, out, _ = cli(toml, "now", "--inbox", str(inbox))
+    server = smtp.start(recorder)
+    toml = write_toml(tmp_path, server.port)
+    cli(toml, "now", "--inbox", str(inbox))
+    code, out, _ = cli(toml, "now", "--inbox", str(inbox))
     assert code == 0 and "nothing new" in out and len(recorder.messages) == 1
 
 
-def test_resend_mails_the_same_edition_under_a_new_message_id(tmp_path: Path) -> None:
+def test_resend_mails_the_same_edition_under_a_new_message_id(
+        tmp_path: Path, smtp: SmtpServers) -> None:
     recorder = Recorder()
-    with smtp_server(recorder) as server:
-        toml = write_toml(tmp_path, server.port, archive_url="https://d.example.com")
-        cli(toml, "now", "--inbox", str(inbox_of(tmp_path, 2)))
-        code, out, err = cli(toml, "resend", "1")
-        missing, _, err_missing = cli(toml, "resend", "9")
+    server = smtp.start(recorder)
+    toml = write_toml(tmp_path, server.port, archive_url="https://d.example.com")
+    cli(toml, "now", "--inbox", str(inbox_of(tmp_path, 2)))
+    code, out, err = cli(toml, "resend", "1")
+    missing, _, err_missing = cli(toml, "resend", "9")
     assert code == 0, err
     original, again = recorder.messages
     assert again["Message-ID"] != original["Message-ID"] and again["Message-ID"] in out
@@ -230,7 +233,8 @@ def test_resend_mails_the_same_edition_under_a_new_message_id(tmp_path: Path) ->
     assert text_part(again) == text_part(original)
     assert html_part(again) == html_part(original)
     assert missing == 1 and err_missing.startswith("digest: error: there is no edition #9")
-    code, _, err = cli(toml, "resend", "1")  # the server is gone now
+    smtp.stop(server)
+    code, _, err = cli(toml, "resend", "1")
     assert code == 1 and "connection refused" in err
     assert err.strip().endswith("(the edition stays delivered; try the resend again)")
 
@@ -243,25 +247,25 @@ def test_resend_needs_email_settings(tmp_path: Path, inbox: Path) -> None:
 
 
 def test_every_digest_ends_with_its_sources_and_warns_when_dumps_stop(
-        tmp_path: Path, config: Config) -> None:
+        tmp_path: Path, config: Config, smtp: SmtpServers) -> None:
     (config.inbox_dir / "broken.txt").write_text("not a listing\n", encoding="utf-8")
     recorder = Recorder()
-    with smtp_server(recorder) as server:
-        email = email_config(server.port, empty="notice")
-        config = replace(config, email=email, stale_after_days=3)
-        sender = SmtpSender(email, None)
-        run_once(config, now=lambda: T1, send=sender)
-        with open_store(config.store_path) as store:  # one dump, long before the run
-            old = T1 + timedelta(hours=1)
-            write_dump(tmp_path / "late.txt", [("A Late Paper on Agents", "About agents.")])
-            from digest.dumps import parse_dump, read_dump
+    server = smtp.start(recorder)
+    email = email_config(server.port, empty="notice")
+    config = replace(config, email=email, stale_after_days=3)
+    sender = SmtpSender(email, None)
+    run_once(config, now=lambda: T1, send=sender)
+    with open_store(config.store_path) as store:  # one dump, long before the run
+        old = T1 + timedelta(hours=1)
+        write_dump(tmp_path / "late.txt", [("A Late Paper on Agents", "About agents.")])
+        from digest.dumps import parse_dump, read_dump
 
-            raw = read_dump(tmp_path / "late.txt")
-            parsed = parse_dump(raw, page_year=2024)
-            store.ingest_dump(raw.sha256, "late.txt", parsed.format, parsed.papers, old)
-        later = T1 + timedelta(days=5, hours=2)
-        (tmp_path / "empty").mkdir()
-        run_once(replace(config, inbox=tmp_path / "empty"), now=lambda: later, send=sender)
+        raw = read_dump(tmp_path / "late.txt")
+        parsed = parse_dump(raw, page_year=2024)
+        store.ingest_dump(raw.sha256, "late.txt", parsed.format, parsed.papers, old)
+    later = T1 + timedelta(days=5, hours=2)
+    (tmp_path / "empty").mkdir()
+    run_once(replace(config, inbox=tmp_path / "empty"), now=lambda: later, send=sender)
     first, second = recorder.messages
     last_line = text_part(first).strip().splitlines()[-1]
     assert last_line == ("Sources: 5 dumps since the last edition (000_17081d9da8fb9dc1.txt, "
@@ -316,7 +320,7 @@ def test_the_atom_feed_lists_delivered_editions_as_rfc_4287_says(tmp_path: Path,
 
 
 def test_a_version_1_store_migrates_and_its_pending_edition_gets_a_message_id(
-        tmp_path: Path, config: Config) -> None:
+        tmp_path: Path, config: Config, smtp: SmtpServers) -> None:
     path = config.store_path
     path.parent.mkdir(parents=True)
     conn = sqlite3.connect(path)
@@ -331,10 +335,10 @@ def test_a_version_1_store_migrates_and_its_pending_edition_gets_a_message_id(
     conn.commit()
     conn.close()
     recorder = Recorder()
-    with smtp_server(recorder) as server:
-        email = email_config(server.port)
-        report = run_once(replace(config, inbox=tmp_path / "none", email=email),
-                          now=lambda: T2, send=SmtpSender(email, None))
+    server = smtp.start(recorder)
+    email = email_config(server.port)
+    report = run_once(replace(config, inbox=tmp_path / "none", email=email),
+                      now=lambda: T2, send=SmtpSender(email, None))
     with open_store(path) as store:
         assert store.schema_version == SCHEMA_VERSION == 2
         (record,) = store.editions()
