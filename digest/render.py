@@ -15,7 +15,7 @@ from urllib.parse import quote_plus
 
 import jinja2
 
-from digest.mailbody import fit_email
+from digest.mailbody import EmailShape, fit_email
 from digest.model import Edition, EditionRecord, Notice, RankedPaper, Sources
 
 SNIPPET_CHARS = 300
@@ -60,6 +60,11 @@ class EditionView:
     sources_warning: str = ""
     # The file name of the full digest attached to a capped email.
     attachment: str | None = None
+    # Topics left out of an email too big for all their headings, with their papers, and
+    # the page that has them (None: the attached full digest does).
+    hidden_topics: int = 0
+    hidden_papers: int = 0
+    whole_link: str | None = None
 
 
 @dataclass(frozen=True)
@@ -193,20 +198,28 @@ def render_edition(edition: Edition, *, archive_url: str | None = None,
             return None
         return f"{archive_url}/{page}#{topic.anchor}"
 
-    def render_email(snippet_chars: int, cap: int | None) -> str:
+    def render_email(shape: EmailShape) -> str:
         shown = view
-        if cap is not None:
-            shown = replace(capped(view, cap, more_link),
-                            attachment=None if archive_url else attachment)
+        if shape.cap is not None:
+            shown = capped(view, shape.cap, more_link)
+        if shape.topics is not None:
+            hidden = shown.topics[shape.topics:]
+            shown = replace(shown, topics=shown.topics[:shape.topics],
+                            hidden_topics=len(hidden),
+                            hidden_papers=sum(len(t.papers) + t.more for t in hidden),
+                            whole_link=f"{archive_url}/{page}" if archive_url else None)
+        if not (shape.cap is None and shape.topics is None) and archive_url is None:
+            shown = replace(shown, attachment=attachment)
         return env.get_template("email.html.j2").render(
-            edition=with_snippets(shown, snippet_chars))
+            edition=with_snippets(shown, shape.snippet_chars))
 
-    fitted = fit_email(render_email, max((len(t.papers) for t in view.topics), default=0))
+    fitted = fit_email(render_email, max((len(t.papers) for t in view.topics), default=0),
+                       len(view.topics))
     return RenderedEdition(
         email_html=fitted.html,
         text=env.get_template("email.txt.j2").render(edition=view),
         page_html=env.get_template("page.html.j2").render(edition=view),
-        attachment=attachment if fitted.cap is not None and archive_url is None else None,
+        attachment=None if fitted.complete or archive_url else attachment,
     )
 
 

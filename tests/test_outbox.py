@@ -84,27 +84,44 @@ def test_without_archive_url_the_full_digest_is_attached(
     assert all(str(escape(t)) in full for t in seed_titles(tmp_path / "state"))
 
 
-def test_any_edition_size_fits_the_budget_and_every_paper_is_reachable() -> None:
+def synthetic_edition(topics: int, papers: int, first: int = 5) -> Edition:
+    """`topics` topics of `papers` papers each (the first one of `first`), with long
+    titles, nine authors and long abstracts."""
     def paper(n: int) -> StoredPaper:
         return StoredPaper(n, f"A rather long paper title number {n} about everything " * 2,
                            "An abstract sentence that goes on. " * 40, ("A. Author",) * 9,
                            9, None, n, None, None, (), 2, T1)
 
-    groups = tuple(TopicGroup(f"Topic {t}", tuple(RankedPaper(paper(t * 1000 + i))
-                                                   for i in range(400 if t else 5)))
-                   for t in range(14))
-    edition = Edition(7, T1, groups, message_id="<x@example.com>")
-    for archive in ("https://digest.example.com", None):
-        rendered = render_edition(edition, archive_url=archive)
-        assert html_size(rendered.email_html) < HTML_BUDGET
-        shown = rendered.email_html.count("A rather long paper title number")
-        more = sum(int(n) for n in re.findall(r"and (\d+) more in", rendered.email_html))
-        assert shown // 2 + more == edition.paper_count == 5205
-        assert (rendered.attachment is None) == (archive is not None)
-    small = Edition(8, T1, groups[:1])
-    rendered = render_edition(small)
-    assert rendered.attachment is None and "more in" not in rendered.email_html
-    assert "An abstract sentence that goes on." in rendered.email_html
+    return Edition(7, T1, tuple(
+        TopicGroup(f"Topic {t}", tuple(RankedPaper(paper(t * 1000 + i))
+                                       for i in range(papers if t else first)))
+        for t in range(topics)), message_id="<x@example.com>")
+
+
+def reachable(email_html: str) -> int:
+    """Papers shown, plus those a "more" line counts and links to (or attaches)."""
+    shown = email_html.count("A rather long paper title number") // 2
+    more = sum(int(n) for n in re.findall(r"and (\d+) more in", email_html))
+    hidden = sum(int(n) for n in re.findall(r"and (\d+) more papers in", email_html))
+    return shown + more + hidden
+
+
+def test_any_edition_size_fits_the_budget_and_every_paper_is_reachable() -> None:
+    # 5,205 papers in 14 topics; then 1,000 topics, more than the headings alone can hold.
+    for edition in (synthetic_edition(14, 400), synthetic_edition(1000, 3)):
+        for archive in ("https://digest.example.com", None):
+            rendered = render_edition(edition, archive_url=archive)
+            assert html_size(rendered.email_html) < HTML_BUDGET
+            assert reachable(rendered.email_html) == edition.paper_count
+            assert (rendered.attachment is None) == (archive is not None)
+            # The linked page (or the attachment) has every paper: each title says it twice.
+            assert rendered.page_html.count("A rather long paper title number") == (
+                2 * edition.paper_count)
+    rendered = render_edition(synthetic_edition(1000, 3), archive_url="https://d.example.com")
+    assert 'href="https://d.example.com/edition-7.html"' in rendered.email_html
+    small = render_edition(synthetic_edition(1, 0))
+    assert small.attachment is None and "more in" not in small.email_html
+    assert "An abstract sentence that goes on." in small.email_html
 
 
 def test_server_down_then_up_sends_each_edition_once_with_its_message_id(
