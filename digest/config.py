@@ -153,6 +153,10 @@ def email_from_dict(data: object, *, source: str, base: Path) -> EmailConfig:
     if data.get("username") and security == "none" and host not in _LOOPBACK:
         raise ConfigError(f"{where}: security = \"none\" would send the password in the "
                           "clear; use \"starttls\" or \"ssl\"")
+    unsubscribe = _str(data, "unsubscribe", where)
+    if unsubscribe and not (unsubscribe.startswith("https://")
+                            or _is_address(unsubscribe.removeprefix("mailto:"))):
+        raise ConfigError(f"{where}: unsubscribe must be an https:// URL or a mail address")
     return EmailConfig(
         to=tuple(to), sender=sender,
         smtp_host=host,
@@ -161,7 +165,7 @@ def email_from_dict(data: object, *, source: str, base: Path) -> EmailConfig:
         security=security,
         username=_str(data, "username", where),
         password_env=_str(data, "password_env", where) or DEFAULT_PASSWORD_ENV,
-        unsubscribe=_str(data, "unsubscribe", where),
+        unsubscribe=unsubscribe,
         archive_url=(_str(data, "archive_url", where) or "").rstrip("/") or None,
         empty=_choice(data, "empty", ("skip", "notice"), where) or "skip",
         ca_file=_path(data, "ca_file", where, base),
@@ -174,7 +178,7 @@ def email_from_dict(data: object, *, source: str, base: Path) -> EmailConfig:
 def _is_address(value: object) -> bool:
     # One addr-spec, with nothing that could end a header line or add a second address.
     return (isinstance(value, str) and value.count("@") == 1 and "," not in value
-            and not any(c in value for c in "\r\n\0"))
+            and "://" not in value and not any(c in value for c in "\r\n\0"))
 
 
 def _str(data: dict[str, object], key: str, source: str) -> str | None:

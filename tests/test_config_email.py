@@ -39,6 +39,7 @@ def test_defaults_follow_the_security_mode(tmp_path: Path) -> None:
     ({"password": "hunter2"}, "a password does not belong in the file"),
     ({"smtp_host": "mail\nexample"}, "smtp_host must be a one-line string"),
     ({"colour": "blue"}, "unknown setting(s): colour"),
+    ({"unsubscribe": "http://example.org/u"}, "unsubscribe must be an https:// URL"),
     ({"security": "none", "smtp_host": "smtp.example.org", "username": "me"},
      "would send the password in the clear"),
 ])
