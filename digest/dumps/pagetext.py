@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from datetime import date
 
+from digest.dumps.clean import one_line
 from digest.errors import ParseError
 from digest.model import Paper, ParsedDump
 
@@ -38,8 +39,9 @@ def parse_page_text(text: str, *, reference: date, page_year: int | None = None)
     which year that is; without it, the page date is taken as the last such date on or
     before `reference` (the file's modification date).
     """
-    lines = [(n, ln.strip()) for n, ln in enumerate(
-        text.lstrip("\ufeff").splitlines(), 1) if ln.strip()]
+    # one_line also drops control characters: nothing from a dump reaches a reader raw.
+    cleaned = ((n, one_line(ln)) for n, ln in enumerate(text.lstrip("\ufeff").splitlines(), 1))
+    lines = [(n, ln) for n, ln in cleaned if ln]
     page_date, body = _split_header(lines, reference, page_year)
     papers: list[Paper] = []
     i = 0
