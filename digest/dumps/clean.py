@@ -6,9 +6,8 @@ from __future__ import annotations
 import re
 import unicodedata
 
-# Every kind of line break and control character: a title never reaches a mail header raw,
-# but a text field with no CR/LF cannot inject one even if it did.
-_BREAKS_AND_SPACES = re.compile(r"[\s\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+# Control characters that str.split() does not already treat as whitespace.
+_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f]+")
 
 _ESCAPED = re.compile(r"\\([%$&#_{}])")
 _FORMATTING = re.compile(
@@ -50,8 +49,16 @@ _PLACEHOLDER_AUTHORS = {"Alice Smith", "Bob Johnson", "Carol Williams", "John Do
 
 
 def one_line(text: str) -> str:
-    """Every run of whitespace, line breaks and control characters becomes one space."""
-    return _BREAKS_AND_SPACES.sub(" ", text).strip()
+    """Every run of whitespace, line breaks and control characters becomes one space.
+
+    A title never reaches a mail header raw, but a text field with no CR/LF could not
+    inject a header even if it did.
+    """
+    # str.split() covers CR, LF and the Unicode line breaks, and is the fast path.
+    line = " ".join(text.split())
+    if line.isprintable():
+        return line
+    return " ".join(_CONTROLS.sub(" ", line).split())
 
 
 def plain_latex(text: str) -> str:
