@@ -109,15 +109,15 @@ def ingest_file(store: Store, config: Config, path: Path, now: datetime,
             counts = store.ingest_dump(dump.sha256, str(path), records.format,
                                        screen.papers_of(records.items), now)
     except DumpError as exc:
-        return _failed(store, dump.sha256, exc, now, tuple(screen.warnings))
+        # The error names the first bad record; the warnings of a dump not taken are moot.
+        return _failed(store, dump.sha256, exc, now)
     return DumpResult(str(path), "ingested", records.format, counts.papers, counts.new,
                       warnings=tuple(screen.warnings))
 
 
-def _failed(store: Store, key: str, exc: DumpError, now: datetime,
-            warnings: tuple[str, ...] = ()) -> DumpResult:
+def _failed(store: Store, key: str, exc: DumpError, now: datetime) -> DumpResult:
     store.record_failed_dump(key, exc.path, str(exc), now)
-    return DumpResult(exc.path, "failed", error=str(exc), warnings=warnings)
+    return DumpResult(exc.path, "failed", error=str(exc))
 
 
 def _path_key(path: str) -> str:

@@ -8,6 +8,7 @@ from collections.abc import Iterable, Iterator
 from datetime import date
 from typing import Any
 
+from digest.dumps import fields
 from digest.dumps.clean import clean_text, one_line, plain_latex
 from digest.dumps.fields import BadRecord, arxiv_id, iso_date, items, record, text
 from digest.model import Paper, Skipped
@@ -62,9 +63,7 @@ def _paper(value: Any) -> Paper:
     identifier = arxiv_id(text(rec, "id"))
     if identifier is None:
         raise BadRecord(f"no arXiv id ({text(rec, 'id')[:40]!r})")
-    title = clean_text(text(rec, "title"))
-    if not title:
-        raise BadRecord(f"arXiv {identifier} has no title")
+    title = fields.title(clean_text(text(rec, "title")))
     authors = _authors(rec)
     return Paper(
         title=title,

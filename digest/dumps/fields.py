@@ -13,6 +13,9 @@ from digest.errors import ParseError
 _ARXIV_ID = re.compile(
     r"^(?:arXiv:)?(?P<id>\d{4}\.\d{4,5}|[a-z][a-z.-]*(?:\.[A-Z]{2})?/\d{7})(?:v\d+)?$")
 _ISO_DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})")
+# Far beyond any real abstract; a longer field is garbage, refused before it is cleaned.
+MAX_FIELD_CHARS = 100_000
+MAX_TITLE_CHARS = 1000
 
 
 class BadRecord(Exception):
@@ -24,8 +27,11 @@ def load_json(text: str) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        what = "truncated JSON" if exc.pos >= len(text.rstrip()) else "invalid JSON"
-        raise ParseError(f"{what}: {exc.msg} (column {exc.colno})", line=exc.lineno) from None
+        if exc.pos >= len(text.rstrip()) or exc.msg.startswith("Unterminated string"):
+            raise ParseError(f"truncated JSON: the file ends before the document does "
+                             f"({exc.msg}, column {exc.colno})", line=exc.lineno) from None
+        raise ParseError(f"invalid JSON: {exc.msg} (column {exc.colno})",
+                         line=exc.lineno) from None
     except RecursionError:
         raise ParseError("JSON nested too deeply to be a paper listing") from None
     except ValueError as exc:  # an integer of more digits than Python converts
@@ -45,7 +51,18 @@ def text(obj: dict[str, Any], key: str) -> str:
         return ""
     if not isinstance(value, str):
         raise BadRecord(f"{key!r} is {_type(value)}, not a string")
+    if len(value) > MAX_FIELD_CHARS:
+        raise BadRecord(f"{key!r} of {len(value)} characters, not a listing's")
     return value
+
+
+def title(cleaned: str) -> str:
+    """A cleaned title, or BadRecord when there is none or it is too long to be one."""
+    if not cleaned:
+        raise BadRecord("no title")
+    if len(cleaned) > MAX_TITLE_CHARS:
+        raise BadRecord(f"a title of {len(cleaned)} characters, not a listing's")
+    return cleaned
 
 
 def count(obj: dict[str, Any], key: str) -> int | None:

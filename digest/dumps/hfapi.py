@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from digest.dumps import fields
 from digest.dumps.clean import clean_author, clean_text, is_placeholder
 from digest.dumps.fields import BadRecord, arxiv_id, count, iso_date, items, record, text
 from digest.model import Paper, Skipped
@@ -37,9 +38,7 @@ def parse_hf_api(document: list[Any]) -> Iterator[Paper | Skipped]:
 def _paper(value: Any) -> Paper:
     entry = record(value, "the entry")
     paper = record(entry.get("paper"), "its 'paper'")
-    title = clean_text(text(paper, "title") or text(entry, "title"))
-    if not title:
-        raise BadRecord("no title")
+    title = fields.title(clean_text(text(paper, "title") or text(entry, "title")))
     identifier = arxiv_id(text(paper, "id"))
     authors = tuple(n for n in (clean_author(text(record(a, "an author"), "name"))
                                 for a in items(paper, "authors")) if n)

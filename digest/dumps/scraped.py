@@ -10,6 +10,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+from digest.dumps import fields
 from digest.dumps.clean import clean_author, clean_text, is_placeholder
 from digest.dumps.fields import BadRecord, arxiv_id, count, items, record, text
 from digest.model import Paper, Skipped
@@ -44,9 +45,7 @@ def parse_scraped(document: dict[str, Any]) -> Iterator[Paper | Skipped]:
 
 def _paper(value: Any) -> Paper:
     entry = record(value, "the paper")
-    title = clean_text(text(entry, "title"), scraped=True)
-    if not title:
-        raise BadRecord("no title")
+    title = fields.title(clean_text(text(entry, "title"), scraped=True))
     authors = tuple(n for n in (clean_author(a) if isinstance(a, str) else _not_a_name(a)
                                 for a in items(entry, "authors")) if n)
     identifier = arxiv_id(text(entry, "arxivId")) or arxiv_id(text(entry, "id"))
