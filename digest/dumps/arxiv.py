@@ -45,7 +45,7 @@ def parse_arxiv_record(number: int, data: bytes) -> Paper | Skipped:
     if len(data) > MAX_RECORD_BYTES:
         return Skipped(where, f"a record over {MAX_RECORD_BYTES >> 20} MB, not a paper")
     try:
-        return _paper(json.loads(data.removeprefix(b"\xef\xbb\xbf")))
+        return _paper(json.loads(data.removeprefix(b"\xef\xbb\xbf").decode("utf-8")))
     except UnicodeDecodeError as exc:
         return Skipped(where, f"not valid UTF-8 (byte {exc.start})")
     except json.JSONDecodeError as exc:
@@ -78,16 +78,20 @@ def _paper(value: Any) -> Paper:
 
 def _authors(rec: dict[str, Any]) -> tuple[str, ...]:
     parsed = items(rec, "authors_parsed")
-    if parsed:
-        names = []
-        for parts in parsed:
-            if not isinstance(parts, list) or not all(isinstance(p, str) for p in parts):
-                raise BadRecord("'authors_parsed' holds something other than names")
-            last, first, *suffix = [*parts, "", ""]
-            names.append(" ".join(p for p in (first, last, *suffix) if p))
-        return tuple(n for n in (plain_latex(one_line(n)) for n in names) if n)
-    joined = plain_latex(one_line(text(rec, "authors")))
-    return tuple(n for n in (a.strip() for a in _AUTHOR_SPLIT.split(joined)) if n)
+    if not parsed:
+        joined = plain_latex(one_line(text(rec, "authors")))
+        return tuple(n for n in (a.strip() for a in _AUTHOR_SPLIT.split(joined)) if n)
+    try:
+        # [last, first, suffix] -> "first last suffix"
+        names = [" ".join([*parts[1:2], parts[0], *parts[2:]]).strip()
+                 for parts in parsed if parts]
+    except (TypeError, KeyError, IndexError):
+        raise BadRecord("'authors_parsed' holds something other than names") from None
+    # Most records need no cleaning: one check over all the names is the fast path.
+    everything = "".join(names)
+    if everything.isprintable() and "\\" not in everything and "$" not in everything:
+        return tuple(n for n in names if n)
+    return tuple(n for n in (plain_latex(one_line(n)) for n in names) if n)
 
 
 def _published(rec: dict[str, Any]) -> date | None:

@@ -49,7 +49,10 @@ def read_dump(path: Path, on_bytes: OnBytes = _no_progress) -> DumpFile:
     head = b""
     size = 0
     with open_regular(path) as handle:
-        modified = datetime.fromtimestamp(os.fstat(handle.fileno()).st_mtime).date()
+        status = os.fstat(handle.fileno())
+        modified = datetime.fromtimestamp(status.st_mtime).date()
+        if status.st_size > MAX_DOCUMENT_BYTES:
+            kept = None  # to be streamed: never held, not even its first 64 MB
         while chunk := _read(path, handle, CHUNK_BYTES):
             digest.update(chunk)
             head = head or chunk[:HEAD_BYTES]
