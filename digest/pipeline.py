@@ -95,7 +95,7 @@ def ingest_file(store: Store, config: Config, path: Path, now: datetime,
     progress = progress or no_progress
     total = _size(path)
     try:
-        with progress(f"hashing {path.name}", total) as on_bytes:
+        with progress(f"reading {path.name}", total) as on_bytes:
             dump = read_dump(path, on_bytes)
     except DumpError as exc:
         return _failed(store, _path_key(str(path)), exc, now)
@@ -103,8 +103,7 @@ def ingest_file(store: Store, config: Config, path: Path, now: datetime,
         return DumpResult(str(path), "skipped", error=None)
     screen = Screen(str(path))
     try:
-        with progress(f"ingesting {path.name}", total if dump.content is None else 0
-                      ) as on_bytes:
+        with progress(f"ingesting {path.name}", dump.size) as on_bytes:
             records = parse_records(dump, page_year=config.page_year, on_bytes=on_bytes)
             counts = store.ingest_dump(dump.sha256, str(path), records.format,
                                        screen.papers_of(records.items), now)

@@ -60,6 +60,7 @@ def parse_records(dump: DumpFile, *, page_year: int | None = None,
         raise DumpError(name, f"{dump.size / 2**20:.0f} MB of page text or JSON: only JSON "
                         f"Lines dumps may be over {MAX_DOCUMENT_BYTES >> 20} MB")
     text = _decode(name, dump.content)
+    on_bytes(dump.size)  # a document is parsed in one go: the bar has nothing to show
     head = text[:_HEAD_CHARS]
     try:
         if pagetext.looks_like_page_text(head):

@@ -72,7 +72,8 @@ def dump_lines(dump: DumpFile, limit: int, on_bytes: OnBytes = _no_progress
     line costs no memory. A streamed dump is hashed again as it is read: one that changed
     since it was first read fails rather than going in half old, half new."""
     if dump.content is not None:
-        yield from _lines(io.BytesIO(dump.content), limit)
+        held = io.BufferedReader(_Reporting(io.BytesIO(dump.content), on_bytes), CHUNK_BYTES)
+        yield from _lines(held, limit)
         return
     digest = hashlib.sha256()
     with open_regular(dump.path) as handle:
@@ -134,6 +135,21 @@ def _lines(stream: BinaryIO | io.BufferedReader, limit: int) -> Iterator[tuple[i
             while (rest := stream.readline(CHUNK_BYTES)) and not rest.endswith(b"\n"):
                 pass
         yield number, line
+
+
+class _Reporting(io.RawIOBase):
+    """A raw reader over bytes held in memory that reports what it passes on."""
+
+    def __init__(self, source: io.BytesIO, on_bytes: OnBytes) -> None:
+        self._source, self._on_bytes = source, on_bytes
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        count = self._source.readinto(buffer)
+        self._on_bytes(count)
+        return count
 
 
 class _HashingReader(io.RawIOBase):
