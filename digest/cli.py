@@ -108,7 +108,9 @@ def _edition_json(report: EditionReport) -> dict[str, Any]:
         "id": edition.id, "papers": edition.paper_count,
         "html": str(report.html), "text": str(report.text),
         "topics": [{"name": g.name, "papers": [
-            {"title": r.paper.title, "authors_count": r.paper.authors_count,
+            {"title": r.paper.title, "arxiv_id": r.paper.arxiv_id, "url": r.paper.url,
+             "authors": list(r.paper.authors), "categories": list(r.paper.categories),
+             "authors_count": r.paper.authors_count,
              "published": r.paper.published.isoformat() if r.paper.published else None,
              "upvotes": r.paper.upvotes, "dumps": r.paper.dumps, "terms": list(r.terms)}
             for r in g.papers]} for g in edition.groups],

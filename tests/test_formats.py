@@ -9,12 +9,15 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sqlite3
 from dataclasses import asdict
 from datetime import date
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from digest.cli import main
 from digest.dumps import parse_dump, read_dump
 from digest.dumps.clean import plain_latex, tidy_punctuation
 from digest.model import ParsedDump
@@ -132,3 +135,25 @@ def test_latex_remnants_read_as_typeset(latex: str, typeset: str) -> None:
 ])
 def test_spaces_before_punctuation_go(scraped: str, clean: str) -> None:
     assert tidy_punctuation(scraped) == clean
+
+
+def test_ingest_of_the_real_scraped_archives_keeps_43_papers_and_the_top_upvotes(
+        tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    result = CliRunner().invoke(main, ["--state-dir", str(state), "ingest",
+                                       str(DATA / "hf-scraped-json")])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.count("ingested ") == 7
+    assert result.stderr.splitlines() == [
+        f"digest: warning: {SCRAPED[0]}: paper 1: placeholder 'Example Paper: Advances in "
+        "Large Language Models' (id 2502.12345) left out: not a real paper"]
+    with sqlite3.connect(state / "digest.db") as db:
+        rows = dict(db.execute("SELECT arxiv_id, upvotes FROM papers").fetchall())
+        sightings = dict(db.execute(
+            "SELECT p.arxiv_id, COUNT(*) FROM sightings s JOIN papers p ON p.id = s.paper_id "
+            "GROUP BY p.arxiv_id").fetchall())
+    assert len(rows) == 43 and "2502.12345" not in rows
+    # Weekend files repeat Friday's papers with rising upvotes: one paper, the highest.
+    assert (rows["2603.03756"], sightings["2603.03756"]) == (80, 3)
+    assert (rows["2603.04743"], rows["2603.00466"], rows["2603.04448"]) == (42, 14, 58)
+    assert sum(sightings.values()) == 60
