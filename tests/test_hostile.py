@@ -17,7 +17,6 @@ from digest.cli import main
 DATA = Path(__file__).resolve().parent / "data"
 HEADER = ("new\n\nGet trending papers in your email inbox!\n\nSubscribe\n\n"
           "byAK and the research community\n\nNov 10\n\n")
-FIFTY_MB = 50 << 20
 SEED_PAPERS = 354
 
 
@@ -40,11 +39,12 @@ def _real_truncated() -> bytes:
     return real[: len(real) // 2]
 
 
-def _big_line_of(prefix: bytes, fill: bytes, suffix: bytes) -> Callable[[Path], None]:
+def _big_line_of(prefix: bytes, fill: bytes, suffix: bytes,
+                 megabytes: int = 50) -> Callable[[Path], None]:
     def write(path: Path) -> None:
         with path.open("wb") as out:
             out.write(prefix)
-            for _ in range(FIFTY_MB // (1 << 20)):
+            for _ in range(megabytes):
                 out.write(fill * ((1 << 20) // len(fill)))
             out.write(suffix)
     return write
@@ -78,6 +78,9 @@ CASES = {
                           "not a paper listing: unknown format", None),
     "50mb-title": ("huge-title.txt", _big_line_of(HEADER.encode(), b"word ", b"\n\nAbs.\n"),
                    "a line of 52428750 characters: not a listing", 11),
+    "70mb-json-document": ("huge-doc.json", _big_line_of(b'{"papers": [', b"[],", b"[]]}", 70),
+                           "70 MB of page text or JSON: only JSON Lines dumps may be over 64 "
+                           "MB", None),
     "50mb-json-record": ("huge.jsonl", _big_line_of(
         _arxiv_line(1)[:-1].encode() + b', "comments": "', b"z", b'"}\n'),
         "1 bad of 1 records, over 1 in 1000 (first, line 1: a record over 1 MB, not a paper)",

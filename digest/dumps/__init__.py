@@ -56,21 +56,23 @@ def parse_records(dump: DumpFile, *, page_year: int | None = None,
     if arxiv.looks_like_arxiv(dump.head):
         lines = dump_lines(dump, arxiv.MAX_RECORD_BYTES + 2, on_bytes)
         return Records(arxiv.FORMAT, arxiv.parse_arxiv_lines(lines))
+    head = dump.head[:_HEAD_CHARS * 4].decode("utf-8", "replace")[:_HEAD_CHARS]
+    is_page = pagetext.looks_like_page_text(head)
+    is_json = head.lstrip("\ufeff \t\r\n")[:1] in ("{", "[")
+    if not (is_page or is_json):
+        raise DumpError(name, "not a paper listing: unknown format")
     if dump.content is None:
         raise DumpError(name, f"{dump.size / 2**20:.0f} MB of page text or JSON: only JSON "
                         f"Lines dumps may be over {MAX_DOCUMENT_BYTES >> 20} MB")
     text = _decode(name, dump.content)
     on_bytes(dump.size)  # a document is parsed in one go: the bar has nothing to show
-    head = text[:_HEAD_CHARS]
     try:
-        if pagetext.looks_like_page_text(head):
+        if is_page:
             parsed = pagetext.parse_page_text(text, reference=dump.modified, page_year=page_year)
             return Records(parsed.format, iter(parsed.papers))
-        if head.lstrip("\ufeff \t\r\n")[:1] in ("{", "["):
-            return _json_records(load_json(text.lstrip("\ufeff")))
+        return _json_records(load_json(text.lstrip("\ufeff")))
     except ParseError as exc:
         raise DumpError(name, exc.message, line=exc.line) from None
-    raise DumpError(name, "not a paper listing: unknown format")
 
 
 def _decode(name: str, content: bytes) -> str:
