@@ -121,6 +121,8 @@ def test_the_placeholder_file_is_recognised_and_left_out_with_a_warning() -> Non
     ("costs $3\\times$ less", "costs 3× less"),
     ("``reinvent the wheel''", "“reinvent the wheel”"),
     ("x$^{2}$ and \\textbf{\\emph{bold}}", "x² and bold"),
+    ("$\\frac{1}{2}$-approximation in $\\hat{x}\\,$ time", "1/2-approximation in x time"),
+    ("$\\mathcal{O}(n\\log n)$ and \\unknown{kept}", "O(n log n) and \\unknown{kept}"),
 ])
 def test_latex_remnants_read_as_typeset(latex: str, typeset: str) -> None:
     assert plain_latex(latex) == typeset

@@ -29,7 +29,7 @@ _SYMBOLS = {
     "approx": "≈", "sim": "~", "leq": "≤", "le": "≤", "geq": "≥", "ge": "≥", "neq": "≠",
     "pm": "±", "to": "→", "rightarrow": "→", "leftarrow": "←", "infty": "∞", "ell": "ℓ",
     "partial": "∂", "nabla": "∇", "in": "∈", "ldots": "…", "dots": "…", "cdots": "⋯",
-    "circ": "°", "prime": "′", "log": "log", "exp": "exp", "sqrt": "√",
+    "circ": "°", "prime": "′", "log": " log ", "exp": " exp ", "sqrt": "√",
 }
 _SYMBOL = re.compile(r"\\(" + "|".join(sorted(_SYMBOLS, key=len, reverse=True))
                      + r")(?![A-Za-z])")
@@ -37,6 +37,9 @@ _SCRIPT = re.compile(r"([_^])\{?([0-9+\-=()n]+)\}?")
 _SUBSCRIPTS = str.maketrans("0123456789+-=()n", "₀₁₂₃₄₅₆₇₈₉₊₋₌₍₎ₙ")
 _SUPERSCRIPTS = str.maketrans("0123456789+-=()n", "⁰¹²³⁴⁵⁶⁷⁸⁹⁺⁻⁼⁽⁾ⁿ")
 _MATH = re.compile(r"\$([^$]{1,200})\$")
+_FRACTION = re.compile(r"\\[dt]?frac\s*\{([^{}]*)\}\s*\{([^{}]*)\}")
+_MATH_SPACING = re.compile(r"\\[,;:! ]|~")
+_COMMAND_WITH_ARGUMENT = re.compile(r"\\[A-Za-z]+\s*\{([^{}]*)\}")
 # A literal dollar sign while math is being unwrapped: a private-use character no dump has.
 _DOLLAR = "\ue024"
 _QUOTES = (("``", "“"), ("''", "”"))
@@ -77,12 +80,15 @@ def plain_latex(text: str) -> str:
     text = _MATH.sub(_unwrap_math, text)
     for latex, typeset in _QUOTES:
         text = text.replace(latex, typeset)
-    return text.replace(_DOLLAR, "$")
+    return " ".join(text.replace(_DOLLAR, "$").split())
 
 
 def _unwrap_math(m: re.Match[str]) -> str:
+    inner = _FRACTION.sub(r"\1/\2", m[1])
+    inner = _MATH_SPACING.sub(" ", inner)
+    inner = _COMMAND_WITH_ARGUMENT.sub(r"\1", inner)  # \hat{x} reads as x
     inner = _SCRIPT.sub(lambda s: s[2].translate(
-        _SUBSCRIPTS if s[1] == "_" else _SUPERSCRIPTS), m[1])
+        _SUBSCRIPTS if s[1] == "_" else _SUPERSCRIPTS), inner)
     return inner.replace("{", "").replace("}", "").strip()
 
 
