@@ -58,6 +58,8 @@ CASES = {
     "empty": ("empty.txt", _bytes(b""), "empty file: no listings", None),
     "blank": ("blank.txt", _bytes(b"\n  \n\t\n"), "empty file: no listings", None),
     "binary": ("photo.jpg", _bytes(bytes(range(256)) * 64), "binary file", None),
+    "utf-16": ("windows.txt", _bytes((HEADER + "A Title\n\nAn abstract.\n").encode("utf-16")),
+               "UTF-16 text, not UTF-8: save the file as UTF-8", None),
     "invalid-utf8": ("latin1.txt", _bytes(HEADER.encode() + b"Caf\xe9 title\n\nAbstract.\n"),
                      "not valid UTF-8 (byte 102)", 11),
     "invalid-utf8-json": ("latin1.json", _bytes(_scraped("Caf\u00e9").replace(

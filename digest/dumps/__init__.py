@@ -46,6 +46,8 @@ def parse_records(dump: DumpFile, *, page_year: int | None = None,
     name = str(dump.path)
     if dump.content is not None and not dump.content.strip():
         raise DumpError(name, "empty file: no listings")
+    if dump.head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise DumpError(name, "UTF-16 text, not UTF-8: save the file as UTF-8")
     if b"\x00" in dump.head:
         raise DumpError(name, "binary file, not a text dump")
     if arxiv.looks_like_arxiv(dump.head):
