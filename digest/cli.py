@@ -88,8 +88,7 @@ def _progress(quiet: bool) -> Progress:
         if total < PROGRESS_MIN_BYTES:
             yield lambda _: None
             return
-        # click's bar (click is already a dependency) draws at most every few hundredths
-        # of a second and clears its line when done.
+        # click's bar: already a dependency, redrawn on each 1 MB chunk, with an ETA.
         with click.progressbar(length=total, label=label, file=sys.stderr, show_eta=True,
                                show_percent=True, width=30) as progressbar:
             yield progressbar.update
