@@ -79,7 +79,8 @@ def _paper(value: Any) -> Paper:
 def _authors(rec: dict[str, Any]) -> tuple[str, ...]:
     parsed = items(rec, "authors_parsed")
     if not parsed:
-        joined = plain_latex(one_line(text(rec, "authors")))
+        # A collaboration's list runs to thousands of names: the record limit bounds it.
+        joined = plain_latex(one_line(text(rec, "authors", limit=MAX_RECORD_BYTES)))
         return tuple(n for n in (a.strip() for a in _AUTHOR_SPLIT.split(joined)) if n)
     try:
         # [last, first, suffix] -> "first last suffix"

@@ -44,14 +44,14 @@ def record(value: object, what: str) -> dict[str, Any]:
     return value
 
 
-def text(obj: dict[str, Any], key: str) -> str:
+def text(obj: dict[str, Any], key: str, limit: int = MAX_FIELD_CHARS) -> str:
     """A string field; missing or null is empty."""
     value = obj.get(key)
     if value is None:
         return ""
     if not isinstance(value, str):
         raise BadRecord(f"{key!r} is {_type(value)}, not a string")
-    if len(value) > MAX_FIELD_CHARS:
+    if len(value) > limit:
         raise BadRecord(f"{key!r} of {len(value)} characters, not a listing's")
     return value
 
