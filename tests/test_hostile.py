@@ -169,3 +169,23 @@ def test_a_failed_dump_once_fixed_goes_in(tmp_path: Path) -> None:
     dump.write_bytes(_scraped("A good paper"))
     result = CliRunner().invoke(main, [*state, "ingest", str(dump)])
     assert result.exit_code == 0 and "1 papers, 1 new" in result.stdout
+
+
+def test_a_snapshot_of_garbage_stops_early_instead_of_reading_on() -> None:
+    from digest.dumps import Screen
+    from digest.errors import DumpError
+    from digest.model import Paper, Skipped
+
+    consumed = 0
+
+    def records():  # a first good record, then nothing but garbage, without end
+        nonlocal consumed
+        yield Paper("A real title")
+        while True:
+            consumed += 1
+            yield Skipped(f"line {consumed + 1}", "not a JSON record")
+
+    with pytest.raises(DumpError, match=r"1000 bad of 1001 records, over 1 in 1000 "
+                                        r"\(first, line 2: not a JSON record\)"):
+        list(Screen("snapshot.jsonl").papers_of(records()))
+    assert consumed == 1000
