@@ -22,6 +22,16 @@ class Paper:
 
 
 @dataclass(frozen=True)
+class Skipped:
+    """A record of a dump that did not become a paper: where it is, and why."""
+
+    where: str  # "line 12", "entry 3"
+    reason: str
+    # False for a record left out on purpose (a placeholder), True for a broken one.
+    bad: bool = True
+
+
+@dataclass(frozen=True)
 class ParsedDump:
     """What a parser made of one file: its format, its papers in page order, and warnings."""
 

@@ -3,19 +3,21 @@ group it by topic, render it, deliver it, and only then mark it delivered."""
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import hashlib
 import os
+import stat
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
 from digest.config import Config
 from digest.deliver import new_message_id
-from digest.dumps import parse_dump, read_dump
+from digest.dumps import OnBytes, Screen, parse_records, read_dump
 from digest.errors import DeliveryError, DigestError, DumpError, LockedError
 from digest.feed import render_feed
 from digest.model import (
@@ -41,6 +43,14 @@ from digest.topics import Classifier, group_papers
 # while the others got it).
 Sender = Callable[[Edition, RenderedEdition], Sequence[str] | None]
 Notifier = Callable[[Notice], None]
+# Opens a progress display for `total` bytes under a label; what it yields is told each
+# chunk read. The CLI shows a bar on a terminal; everything else passes no_progress.
+Progress = Callable[[str, int], AbstractContextManager[OnBytes]]
+
+
+@contextmanager
+def no_progress(label: str, total: int) -> Iterator[OnBytes]:
+    yield lambda _: None
 
 
 @dataclass(frozen=True)
@@ -77,14 +87,15 @@ class RunReport:
 
 def run_once(config: Config, *, now: Callable[[], datetime] = datetime.now,
              send: Sender | None = None, notify: Notifier | None = None,
-             inbox: list[Path] | None = None, dry_run: bool = False) -> RunReport:
+             inbox: list[Path] | None = None, dry_run: bool = False,
+             progress: Progress | None = None) -> RunReport:
     """Send what the outbox holds, ingest every dump of the inbox, then build and deliver
     the edition of what is new (or, with nothing new, the notice that says so)."""
     with run_lock(config), open_store(config.store_path) as store:
         classifier = Classifier(config.topics)
         resent = () if dry_run else deliver_pending(store, config, classifier, send, now)
         dumps = tuple(ingest_paths(store, config, inbox_files(inbox or [config.inbox_dir]),
-                                   now()))
+                                   now(), progress))
         if any(r.error for r in resent):
             # The outbox is stuck: a new edition would only queue up behind it.
             return RunReport(dumps, None, resent)
@@ -120,44 +131,119 @@ def deliver_pending(store: Store, config: Config, classifier: Classifier,
     return tuple(reports)
 
 
-def ingest_paths(store: Store, config: Config, paths: list[Path],
-                 now: datetime) -> Iterator[DumpResult]:
-    for path in paths:
-        yield ingest_file(store, config, path, now)
-
-
-def ingest_file(store: Store, config: Config, path: Path, now: datetime) -> DumpResult:
-    """Ingest one dump in one transaction; a bad file is recorded as failed, never raised."""
-    try:
-        raw = read_dump(path)
-    except DumpError as exc:
-        # Unreadable content has no hash; the path stands in for it in the record.
-        key = "unreadable:" + hashlib.sha256(str(path).encode()).hexdigest()
-        store.record_failed_dump(key, str(path), str(exc), now)
-        return DumpResult(str(path), "failed", error=str(exc))
-    if store.dump_ingested(raw.sha256):
-        return DumpResult(str(path), "skipped", error=None)
-    try:
-        parsed = parse_dump(raw, page_year=config.page_year)
-    except DumpError as exc:
-        store.record_failed_dump(raw.sha256, str(path), str(exc), now)
-        return DumpResult(str(path), "failed", error=str(exc))
-    counts = store.ingest_dump(raw.sha256, str(path), parsed.format, parsed.papers, now)
-    return DumpResult(str(path), "ingested", parsed.format, counts.papers, counts.new,
-                      warnings=parsed.warnings)
-
-
-def inbox_files(roots: list[Path]) -> list[Path]:
-    """The dump files under each root (a file or a folder), in name order; dot-files are
-    partial downloads or editor leftovers and wait."""
-    files: list[Path] = []
-    for root in roots:
-        if root.is_dir():
-            files.extend(sorted(p for p in root.rglob("*")
-                                if p.is_file() and not p.name.startswith(".")))
+def ingest_paths(store: Store, config: Config, entries: Iterable[Path | DumpError],
+                 now: datetime, progress: Progress | None = None) -> Iterator[DumpResult]:
+    """Ingest each dump of an inbox listing; what the walk could not reach is failed too."""
+    for entry in entries:
+        if isinstance(entry, DumpError):
+            yield _failed(store, _path_key(entry.path), entry, now)
         else:
-            files.append(root)
-    return files
+            yield ingest_file(store, config, entry, now, progress)
+
+
+def ingest_file(store: Store, config: Config, path: Path, now: datetime,
+                progress: Progress | None = None) -> DumpResult:
+    """Ingest one dump in one transaction; a bad file is recorded as failed, never raised.
+
+    The dump is read twice when big: once to hash it (so a dump already in the store costs
+    no parse), then streamed into the store's transaction, which a broken file, too many bad
+    records, or a change to the file since the hash rolls back whole.
+    """
+    progress = progress or no_progress
+    total = _size(path)
+    try:
+        with progress(f"reading {path.name}", total) as on_bytes:
+            dump = read_dump(path, on_bytes)
+    except DumpError as exc:
+        return _failed(store, _path_key(str(path)), exc, now)
+    if store.dump_ingested(dump.sha256):
+        return DumpResult(str(path), "skipped", error=None)
+    screen = Screen(str(path))
+    try:
+        with progress(f"ingesting {path.name}", dump.size) as on_bytes:
+            records = parse_records(dump, page_year=config.page_year, on_bytes=on_bytes)
+            counts = store.ingest_dump(dump.sha256, str(path), records.format,
+                                       screen.papers_of(records.items), now)
+    except DumpError as exc:
+        # The error names the first bad record; the warnings of a dump not taken are moot.
+        return _failed(store, dump.sha256, exc, now)
+    return DumpResult(str(path), "ingested", records.format, counts.papers, counts.new,
+                      warnings=tuple(screen.warnings))
+
+
+def _failed(store: Store, key: str, exc: DumpError, now: datetime) -> DumpResult:
+    store.record_failed_dump(key, exc.path, str(exc), now)
+    return DumpResult(exc.path, "failed", error=str(exc))
+
+
+def _path_key(path: str) -> str:
+    # Content that could not be read has no hash; the path stands in for it in the record.
+    return "unreadable:" + hashlib.sha256(path.encode()).hexdigest()
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0  # read_dump says why
+
+
+def inbox_files(roots: list[Path]) -> list[Path | DumpError]:
+    """The dump files under each root (a file or a folder, symlinks followed), in name
+    order, and a DumpError for each thing the walk could not reach: a symlink loop, a
+    broken link, a folder it cannot read. Dot-files are partial downloads or editor
+    leftovers and wait."""
+    found: list[Path | DumpError] = []
+    for root in roots:
+        try:
+            st = root.stat()
+        except OSError as exc:
+            found.append(DumpError(str(root), _unreachable(root, exc)))
+            continue
+        if stat.S_ISDIR(st.st_mode):
+            _walk(root, found, {(st.st_dev, st.st_ino)}, set())
+        else:
+            found.append(root)
+    return found
+
+
+def _walk(folder: Path, found: list[Path | DumpError], ancestors: set[tuple[int, int]],
+          visited: set[tuple[int, int]]) -> None:
+    try:
+        with os.scandir(folder) as listing:
+            entries = sorted(listing, key=lambda e: e.name)
+    except OSError as exc:
+        found.append(DumpError(str(folder), f"cannot read this folder: {exc.strerror or exc}"))
+        return
+    for entry in entries:
+        if entry.name.startswith("."):
+            continue
+        path = Path(entry.path)
+        try:
+            st = entry.stat()
+        except OSError as exc:
+            if not isinstance(exc, FileNotFoundError) or entry.is_symlink():
+                found.append(DumpError(str(path), _unreachable(path, exc)))
+            continue  # else it vanished since the listing: nothing to ingest
+        if not stat.S_ISDIR(st.st_mode):
+            found.append(path)  # a FIFO or device too: reading it says what it is
+            continue
+        key = (st.st_dev, st.st_ino)
+        if key in ancestors:
+            found.append(DumpError(str(path), "symlink loop: it leads back to a folder "
+                                   "that contains it; not followed"))
+        elif key not in visited:  # a folder linked twice is read once
+            visited.add(key)
+            _walk(path, found, ancestors | {key}, visited)
+
+
+def _unreachable(path: Path, exc: OSError) -> str:
+    if exc.errno == errno.ELOOP:
+        return "symlink loop: the link resolves to itself; not followed"
+    if isinstance(exc, FileNotFoundError):
+        return "broken symlink: its target does not exist" if path.is_symlink() else (
+            "no such file or folder")
+    return f"cannot reach: {exc.strerror or exc}"
 
 
 def claim_edition(store: Store, config: Config, groups: tuple[TopicGroup, ...],

@@ -122,6 +122,8 @@ def _meta_line(ranked: RankedPaper) -> str:
         parts.append(names + (" et al." if len(paper.authors) > 3 else ""))
     elif paper.authors_count:
         parts.append(f"{paper.authors_count} author{'s' if paper.authors_count != 1 else ''}")
+    if paper.categories:
+        parts.append(", ".join(paper.categories[:3]))
     if paper.published:
         parts.append(paper.published.strftime("%d %b %Y").lstrip("0"))
     if paper.upvotes is not None:
