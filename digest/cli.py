@@ -18,8 +18,8 @@ from digest.deliver import sender_from_config
 from digest.dumps import OnBytes
 from digest.errors import ConfigError, DigestError
 from digest.model import DumpResult
+from digest.outbox import EditionReport
 from digest.pipeline import (
-    EditionReport,
     Progress,
     RunReport,
     inbox_files,
