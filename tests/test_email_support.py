@@ -18,17 +18,20 @@ SUPPORT = json.loads((DATA / "caniemail.json").read_text(encoding="utf-8"))["fea
 
 # Used on purpose though some of the four clients lack it, and what a reader sees there.
 ENHANCEMENTS = {
-    "css-overflow-wrap": "long words break anyway where word-wrap works; elsewhere they wrap",
     "css-at-media-prefers-color-scheme": "clients without it show the light design",
     "html-meta-color-scheme": "a hint only; clients without it keep their own dark handling",
     "html-anchor-links": "the contents list still gives each topic's count, topics are headed",
     "html-style": "delivery inlines the styles; the frame's widths and colours are attributes",
     "html-body": "the outer table, not <body>, carries the background",
+    "css-opacity": "one of the hidden preheader's several hiding rules; the others hold",
 }
-# Properties caniemail has no entry for because every client has always supported them.
-UNIVERSAL = {"color", "font-family"}
+# Properties caniemail has no entry for: every client has always supported the first two;
+# mso-hide is Outlook's own, which the others ignore.
+UNIVERSAL = {"color", "font-family", "mso-hide"}
 # caniemail files a few longhands under their shorthand.
-ALIASES = {"border-bottom": "css-border", "border-color": "css-border"}
+ALIASES = {"border-bottom": "css-border", "border-top": "css-border",
+           "border-color": "css-border", "padding-left": "css-padding",
+           "padding-right": "css-padding"}
 TAGS = {"h1": "html-h1-h6", "h2": "html-h1-h6", "p": "html-p", "table": "html-table",
         "span": "html-span", "style": "html-style", "body": "html-body"}
 ATTRIBUTES = {"cellpadding": "html-cellpadding", "cellspacing": "html-cellspacing",
