@@ -105,7 +105,7 @@ def now(ctx: click.Context, inbox: tuple[Path, ...], page_year: int | None, dry_
         as_json: bool) -> None:
     """Ingest the inbox and build, write and deliver the edition of every new paper."""
     config = _config(ctx, page_year=page_year)
-    report = run_once(config, inbox=list(inbox) or None, dry_run=dry_run)
+    report = run_job(config, list(inbox) or None, dry_run=dry_run)
     if as_json:
         click.echo(json.dumps({
             "dumps": [_dump_json(d) for d in report.dumps],
@@ -115,6 +115,12 @@ def now(ctx: click.Context, inbox: tuple[Path, ...], page_year: int | None, dry_
     else:
         _print_now(report)
     sys.exit(1 if report.failed else 0)
+
+
+def run_job(config: Config, inbox: list[Path] | None, *, dry_run: bool = False) -> RunReport:
+    """One run as `digest now` and each of the daemon's runs do it: one place builds the
+    sender, so the two never deliver differently."""
+    return run_once(config, inbox=inbox, dry_run=dry_run)
 
 
 def _print_now(report: RunReport) -> None:
@@ -143,7 +149,8 @@ def ingest(ctx: click.Context, paths: tuple[Path, ...], page_year: int | None,
 
     config = _config(ctx, page_year=page_year)
     with run_lock(config), open_store(config.store_path) as store:
-        dumps = list(ingest_paths(store, config, inbox_files(list(paths)), datetime.now()))
+        dumps = list(ingest_paths(store, config, inbox_files(list(paths), config.inbox_settle),
+                                          datetime.now()))
     if as_json:
         click.echo(json.dumps({"dumps": [_dump_json(d) for d in dumps]}, indent=2))
     else:
@@ -165,3 +172,31 @@ def status(ctx: click.Context, as_json: bool) -> None:
     else:
         for key, value in asdict(counts).items():
             click.echo(f"{key.replace('_', ' ')}: {value}")
+
+
+@main.command()
+@click.option("--cron", "cron", metavar="EXPR",
+              help="A five-field crontab, read as cron does [default: schedule in "
+                   "digest.toml, else '0 7 * * *'].")
+@click.option("--interval", type=click.FloatRange(min=0.1), metavar="SECONDS",
+              help="Run every SECONDS instead of on a crontab (polling).")
+@click.option("--inbox", "inbox", multiple=True, type=click.Path(path_type=Path),
+              help="A dump file or folder of dumps [default: inbox in digest.toml].")
+@click.option("--year", "page_year", type=int, help="Year of page dates that carry none.")
+@click.option("-v", "--verbose", count=True, help="Log more (-v: debug and the scheduler).")
+@click.option("-q", "--quiet", is_flag=True, help="Log only warnings and errors.")
+@click.pass_context
+@_guarded
+def daemon(ctx: click.Context, cron: str | None, interval: float | None,
+           inbox: tuple[Path, ...], page_year: int | None, verbose: int, quiet: bool) -> None:
+    """Run on the schedule until SIGTERM or SIGINT, one edition per slot."""
+    from digest.daemon import configure_logging, cron_schedule, interval_schedule, serve
+
+    if cron is not None and interval is not None:
+        raise click.UsageError("give --cron or --interval, not both")
+    config = _config(ctx, page_year=page_year, schedule=cron)
+    schedule = (interval_schedule(interval, config.timezone) if interval is not None
+                else cron_schedule(config.schedule, config.timezone))
+    configure_logging(-1 if quiet else verbose)
+    serve(config, schedule, lambda: run_job(config, list(inbox) or None),
+          list(inbox) or [config.inbox_dir])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import logging
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -22,6 +23,8 @@ from digest.store import Store, open_store
 from digest.topics import Classifier, group_papers
 
 Sender = Callable[[Edition, RenderedEdition], None]
+
+log = logging.getLogger("digest.pipeline")
 
 
 @dataclass(frozen=True)
@@ -52,7 +55,8 @@ def run_once(config: Config, *, now: Callable[[], datetime] = datetime.now,
         resent = () if dry_run else tuple(
             deliver_edition(store, config, edition, send, now)
             for edition in pending_editions(store, classifier))
-        dumps = tuple(ingest_paths(store, config, inbox_files(inbox or [config.inbox_dir]),
+        dumps = tuple(ingest_paths(store, config, inbox_files(inbox or [config.inbox_dir],
+                                                            config.inbox_settle),
                                    now()))
         papers = store.undelivered()
         if not papers:
@@ -91,17 +95,51 @@ def ingest_file(store: Store, config: Config, path: Path, now: datetime) -> Dump
                       warnings=parsed.warnings)
 
 
-def inbox_files(roots: list[Path]) -> list[Path]:
-    """The dump files under each root (a file or a folder), in name order; dot-files are
-    partial downloads or editor leftovers and wait."""
+def inbox_files(roots: list[Path], settle: float = 0.0) -> list[Path]:
+    """The dump files under each root (a file or a folder), in name order, that are done
+    being written: dot-files and partial downloads wait, and so does a file that changes
+    within `settle` seconds (see settled_files)."""
     files: list[Path] = []
     for root in roots:
         if root.is_dir():
             files.extend(sorted(p for p in root.rglob("*")
-                                if p.is_file() and not p.name.startswith(".")))
+                                if p.is_file() and not _unfinished_name(p.name)))
         else:
             files.append(root)
-    return files
+    return settled_files(files, settle) if settle > 0 else files
+
+
+# Browsers and download tools write under these names and rename the file when it is done;
+# dot-files are rsync's and editors' temporaries.
+_PARTIAL_SUFFIXES = (".part", ".partial", ".crdownload", ".download", ".tmp", "~")
+
+
+def _unfinished_name(name: str) -> bool:
+    return name.startswith(".") or name.lower().endswith(_PARTIAL_SUFFIXES)
+
+
+def settled_files(files: list[Path], settle: float) -> list[Path]:
+    """The files not changed for `settle` seconds. A younger file gets a second look once
+    it would be that old; if its size or mtime moved meanwhile it is still being written,
+    and it waits for the next run."""
+    looks = {path: _look(path) for path in files}
+    now = time.time()
+    young = {path: look for path, look in looks.items()
+             if look is not None and now - look[1] / 1e9 < settle}
+    if not young:
+        return files
+    youngest = max(look[1] for look in young.values()) / 1e9
+    time.sleep(max(0.0, min(settle, youngest + settle - now)))
+    return [path for path in files if path not in young or _look(path) == young[path]]
+
+
+def _look(path: Path) -> tuple[int, int] | None:
+    """Size and mtime (ns) of a file; None when it cannot be read, which ingest reports."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_size, stat.st_mtime_ns
 
 
 def claim_edition(store: Store, groups: tuple[TopicGroup, ...], created: datetime) -> Edition:
@@ -164,11 +202,16 @@ def run_lock(config: Config) -> Iterator[None]:
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         deadline = time.monotonic() + config.lock_timeout
+        waiting = False
         while True:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
+                if not waiting:
+                    log.info("waiting up to %g s for another digest run to finish",
+                             config.lock_timeout)
+                    waiting = True
                 if time.monotonic() >= deadline:
                     raise LockedError(
                         f"{path}: another digest run is in progress "
