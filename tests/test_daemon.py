@@ -3,8 +3,10 @@ the scheduler, the run lock, signals and catch-up on real files. Each takes a fe
 
 from __future__ import annotations
 
+import configparser
 import json
 import queue
+import re
 import shutil
 import signal
 import sqlite3
@@ -12,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+import tomllib
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,7 +23,7 @@ import pytest
 from click.testing import CliRunner
 
 from digest.cli import main
-from digest.config import Config
+from digest.config import Config, config_from_dict
 from digest.pipeline import run_lock
 from digest.store import SCHEMA_VERSION, open_store
 
@@ -198,3 +201,23 @@ def test_a_version_1_store_migrates_with_its_papers(tmp_path: Path, seeds: list[
         assert store.status().papers == 100
         fire = datetime(2026, 11, 25, 6, 0, tzinfo=UTC)
         assert store.claim_slot("2026-11-25T07:00:00", fire, fire)
+
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def test_the_readme_configuration_example_is_valid(tmp_path: Path) -> None:
+    block = re.search(r"`digest.toml` \(all optional\):\n\n```toml\n(.*?)```",
+                      README.read_text(encoding="utf-8"), re.S)
+    assert block is not None
+    config = config_from_dict(tomllib.loads(block[1]), source="README", base=tmp_path)
+    assert (config.schedule, config.timezone) == ("0 7 * * 1-5", "Europe/Paris")
+
+
+def test_the_systemd_unit_starts_the_daemon() -> None:
+    unit = configparser.ConfigParser(strict=False, interpolation=None)
+    unit.read(README.parent / "contrib" / "paper-digest.service", encoding="utf-8")
+    command = unit["Service"]["ExecStart"].split()
+    assert Path(command[0]).name == "digest" and command[1:] == ["daemon"]
+    assert unit["Service"]["KillSignal"] == "SIGTERM"
+    assert CliRunner().invoke(main, [*command[1:], "--help"]).exit_code == 0
