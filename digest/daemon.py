@@ -11,7 +11,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 from apscheduler.events import EVENT_SCHEDULER_STARTED
@@ -170,21 +169,22 @@ def serve(config: Config, schedule: Schedule, run: Callable[[], RunReport],
     scheduler.add_job(job, schedule.trigger, id="digest", name="digest run", **first)
 
     stopping = threading.Event()
+    stop_lock = threading.Lock()
 
     def stop_if_asked(*_: object) -> None:
-        # Both the signal handler and the scheduler's start call this: a signal that lands
-        # before the scheduler runs must still stop it once it does.
-        if stopping.is_set() and scheduler.running:
-            scheduler.shutdown(wait=False)
+        # Called on a signal and when the scheduler starts: a signal that lands before the
+        # scheduler runs must still stop it once it does, and shut it down only once.
+        with stop_lock:
+            if stopping.is_set() and scheduler.running:
+                scheduler.shutdown(wait=False)
 
-    def stop(signum: int, _frame: FrameType | None) -> None:
-        log.info("%s: finishing any run in flight, then stopping", signal.Signals(signum).name)
+    def stop(name: str) -> None:
+        log.info("%s: finishing any run in flight, then stopping", name)
         stopping.set()
         stop_if_asked()
 
     scheduler.add_listener(stop_if_asked, EVENT_SCHEDULER_STARTED)
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
+    _call_on_signals(stop)
     log.info("digest daemon started: %s, inbox %s, store %s", schedule.description,
              ", ".join(map(str, inboxes)), config.store_path)
     if "next_run_time" not in first:
@@ -192,6 +192,24 @@ def serve(config: Config, schedule: Schedule, run: Callable[[], RunReport],
     scheduler.start()
     pool.shutdown(wait=True)  # the scheduler stopped without waiting; its run has not
     log.info("digest daemon stopped")
+
+
+def _call_on_signals(stop: Callable[[str], None]) -> None:
+    """Call stop(name) on SIGTERM or SIGINT, from a thread that waits for them.
+
+    Not a Python signal handler: one runs only when the main thread next executes Python,
+    and a signal that lands just before BlockingScheduler enters its wait is then seen only
+    when that wait ends, at the next slot, hours later. Blocked here, before the scheduler's
+    threads exist, the signals reach only sigwait.
+    """
+    signals = {signal.SIGTERM, signal.SIGINT}
+    signal.pthread_sigmask(signal.SIG_BLOCK, signals)
+
+    def wait() -> None:
+        while True:
+            stop(signal.Signals(signal.sigwait(signals)).name)
+
+    threading.Thread(target=wait, name="digest-signals", daemon=True).start()
 
 
 def configure_logging(verbosity: int) -> None:

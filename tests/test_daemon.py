@@ -62,11 +62,16 @@ class Daemon:
         raise AssertionError(f"no log line with {text!r} in {timeout} s:\n" +
                              "".join(self.log))
 
-    def stop(self) -> int:
-        self.proc.send_signal(signal.SIGTERM)
-        code = self.proc.wait(timeout=15)
+    def stop(self, signum: int = signal.SIGTERM) -> int:
+        self.proc.send_signal(signum)
+        try:
+            code = self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            code = None
         while not self.lines.empty():
             self.log.append(self.lines.get())
+        assert code is not None, "still running 15 s after SIGTERM:\n" + "".join(self.log)
         return code
 
     def kill(self) -> None:
@@ -89,8 +94,9 @@ def _toml(tmp_path: Path, **settings: object) -> None:
     (tmp_path / "digest.toml").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_the_daemon_picks_up_a_dropped_dump_and_stops_cleanly_on_sigterm(
-        tmp_path: Path, seeds: list[Path], daemons: list[Daemon]) -> None:
+        tmp_path: Path, seeds: list[Path], daemons: list[Daemon], signum: int) -> None:
     _toml(tmp_path)
     inbox = tmp_path / "inbox"
     inbox.mkdir()
@@ -99,7 +105,7 @@ def test_the_daemon_picks_up_a_dropped_dump_and_stops_cleanly_on_sigterm(
     shutil.copy(seeds[0], inbox / seeds[0].name)
     d.wait_for("edition #1: 100 papers")
     assert (d.state / "digests" / "edition-1.html").is_file()
-    assert d.stop() == 0
+    assert d.stop(signum) == 0
     assert "digest daemon stopped" in d.log[-1]
     assert "Traceback" not in "".join(d.log)
 
