@@ -69,6 +69,8 @@ class DigestJob:
         self.schedule = schedule
         self.run = run
         self.clock = clock
+        # Failures already logged: a bad file left in the inbox fails again on every poll.
+        self.reported: set[str] = set()
 
     def due_slot(self) -> datetime | None:
         """The latest slot not yet run, if one has passed: what a run now would claim."""
@@ -89,7 +91,7 @@ class DigestJob:
             # A bug must not end a daemon left running for months: log it, try next time.
             log.exception("run failed unexpectedly")
         else:
-            log_report(report, idle_level=self._routine)
+            log_report(report, idle_level=self._routine, reported=self.reported)
         self.log_next_run()
         return True
 
@@ -120,18 +122,24 @@ class DigestJob:
             log.log(self._routine, "next run at %s", fire.isoformat(timespec="seconds"))
 
 
-def log_report(report: RunReport, idle_level: int = logging.INFO) -> None:
+def log_report(report: RunReport, idle_level: int = logging.INFO,
+               reported: set[str] | None = None) -> None:
     """One line per run, one per failed dump (naming it), one per edition delivered; a run
-    that found nothing to do logs at idle_level."""
+    that found nothing to do logs at idle_level, and a failure already in `reported` (which
+    this adds to) at DEBUG."""
+    reported = set() if reported is None else reported
     ingested = [d for d in report.dumps if d.status == "ingested"]
     failed = [d for d in report.dumps if d.status == "failed"]
-    idle = not ingested and not failed and report.edition is None and not report.resent
+    new_failures = [d for d in failed if str(d.error) not in reported]
+    idle = not ingested and not new_failures and report.edition is None and not report.resent
     level = idle_level if idle else logging.INFO
     log.log(level, "run: %d dumps ingested (%d new papers), %d already seen, %d failed",
             len(ingested), sum(d.new or 0 for d in ingested),
             sum(d.status == "skipped" for d in report.dumps), len(failed))
     for d in failed:
-        log.error("dump failed: %s", d.error)
+        error = str(d.error)
+        log.log(logging.DEBUG if error in reported else logging.ERROR, "dump failed: %s", error)
+        reported.add(error)
     for d in report.dumps:
         for warning in d.warnings:
             log.warning("%s: %s", d.path, warning)

@@ -227,3 +227,24 @@ def test_the_systemd_unit_starts_the_daemon() -> None:
     assert Path(command[0]).name == "digest" and command[1:] == ["daemon"]
     assert unit["Service"]["KillSignal"] == "SIGTERM"
     assert CliRunner().invoke(main, [*command[1:], "--help"]).exit_code == 0
+
+
+def test_quiet_logs_only_errors_naming_the_dump_and_verbose_adds_the_routine(
+        tmp_path: Path, daemons: list[Daemon]) -> None:
+    _toml(tmp_path)
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    bad = inbox / "notes.txt"
+    bad.write_text("Shopping list\n\neggs\n", encoding="utf-8")
+    daemons.append(quiet := Daemon(tmp_path, "--interval", "1", "--inbox", str(inbox), "-q"))
+    line = quiet.wait_for("ERROR")
+    assert f"dump failed: {bad}: " in line
+    assert quiet.stop() == 0
+    assert not any(" INFO " in line for line in quiet.log)
+    daemons.append(loud := Daemon(tmp_path, "--interval", "1", "--inbox", str(inbox), "-v"))
+    loud.wait_for("ERROR digest.daemon: dump failed")
+    # Polled again, the same bad file is not an error again: that would fill the log.
+    loud.wait_for("DEBUG digest.daemon: dump failed")
+    loud.wait_for("DEBUG digest.daemon: next run at")
+    assert loud.stop() == 0
+    assert sum(" ERROR " in line for line in loud.log) == 1
