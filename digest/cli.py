@@ -13,6 +13,7 @@ import click
 
 from digest import __version__
 from digest.config import Config, load_config
+from digest.daemon import configure_logging, cron_schedule, interval_schedule, serve
 from digest.errors import DigestError
 from digest.model import DumpResult
 from digest.pipeline import EditionReport, RunReport, inbox_files, ingest_paths, run_lock, run_once
@@ -149,8 +150,8 @@ def ingest(ctx: click.Context, paths: tuple[Path, ...], page_year: int | None,
 
     config = _config(ctx, page_year=page_year)
     with run_lock(config), open_store(config.store_path) as store:
-        dumps = list(ingest_paths(store, config, inbox_files(list(paths), config.inbox_settle),
-                                          datetime.now()))
+        files = inbox_files(list(paths), config.inbox_settle)
+        dumps = list(ingest_paths(store, config, files, datetime.now()))
     if as_json:
         click.echo(json.dumps({"dumps": [_dump_json(d) for d in dumps]}, indent=2))
     else:
@@ -190,8 +191,6 @@ def status(ctx: click.Context, as_json: bool) -> None:
 def daemon(ctx: click.Context, cron: str | None, interval: float | None,
            inbox: tuple[Path, ...], page_year: int | None, verbose: int, quiet: bool) -> None:
     """Run on the schedule until SIGTERM or SIGINT, one edition per slot."""
-    from digest.daemon import configure_logging, cron_schedule, interval_schedule, serve
-
     if cron is not None and interval is not None:
         raise click.UsageError("give --cron or --interval, not both")
     config = _config(ctx, page_year=page_year, schedule=cron)
