@@ -124,14 +124,15 @@ class DigestJob:
 
 def log_report(report: RunReport, idle_level: int = logging.INFO,
                reported: set[str] | None = None) -> None:
-    """One line per run, one per failed dump (naming it), one per edition delivered; a run
-    that found nothing to do logs at idle_level, and a failure already in `reported` (which
-    this adds to) at DEBUG."""
+    """One line per run, one per failed dump (naming it), one per edition sent or not sent;
+    a run that found nothing to do logs at idle_level, and a dump failure already in
+    `reported` (which this adds to) at DEBUG."""
     reported = set() if reported is None else reported
     ingested = [d for d in report.dumps if d.status == "ingested"]
     failed = [d for d in report.dumps if d.status == "failed"]
     new_failures = [d for d in failed if str(d.error) not in reported]
-    idle = not ingested and not new_failures and report.edition is None and not report.resent
+    idle = (not ingested and not new_failures and report.edition is None
+            and not report.resent and report.notice is None)
     level = idle_level if idle else logging.INFO
     log.log(level, "run: %d dumps ingested (%d new papers), %d already seen, %d failed",
             len(ingested), sum(d.new or 0 for d in ingested),
@@ -143,14 +144,25 @@ def log_report(report: RunReport, idle_level: int = logging.INFO,
     for d in report.dumps:
         for warning in d.warnings:
             log.warning("%s: %s", d.path, warning)
-    for r in report.resent:
-        log.info("delivered pending edition #%d: %s", r.edition.id, r.html)
-    if report.edition is None:
+    for r in (*report.resent, *([report.edition] if report.edition else [])):
+        e = r.edition
+        if r.error is not None:
+            log.error("edition #%d not sent: %s (%s)", e.id, r.error, r.error.hint)
+        elif r in report.resent:
+            log.info("delivered pending edition #%d: %s", e.id, r.html)
+        else:
+            log.info("edition #%d: %d papers in %d topics: %s", e.id, e.paper_count,
+                     len(e.groups), r.html)
+        for warning in r.warnings:
+            log.warning("edition #%d: %s", e.id, warning)
+    if report.notice is not None:
+        if report.notice_error is not None:
+            log.error("nothing new: %s (the notice was not sent: %s)", report.notice.reason,
+                      report.notice_error)
+        else:
+            log.info("nothing new: %s (sent a notice)", report.notice.reason)
+    elif report.edition is None:
         log.log(level, "nothing new: no edition")
-    else:
-        e = report.edition.edition
-        log.info("edition #%d: %d papers in %d topics: %s", e.id, e.paper_count,
-                 len(e.groups), report.edition.html)
 
 
 def serve(config: Config, schedule: Schedule, run: Callable[[], RunReport],

@@ -195,13 +195,14 @@ def test_cron_and_interval_together_are_a_usage_error(tmp_path: Path) -> None:
     assert "give --cron or --interval, not both" in result.stderr
 
 
-def test_a_version_1_store_migrates_with_its_papers(tmp_path: Path, seeds: list[Path]) -> None:
+def test_a_store_from_before_the_schedule_migrates_with_its_papers(
+        tmp_path: Path, seeds: list[Path]) -> None:
     path = tmp_path / "state" / "digest.db"
     CliRunner().invoke(main, ["--state-dir", str(tmp_path / "state"), "ingest", str(seeds[0])])
-    with sqlite3.connect(path) as db:  # back to version 1: without the schedule tables
+    with sqlite3.connect(path) as db:  # back to the version before: no schedule tables
         db.execute("DROP TABLE schedule_slots")
         db.execute("DROP TABLE daemon_state")
-        db.execute("PRAGMA user_version = 1")
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION - 1}")
     with open_store(path) as store:
         assert store.schema_version == SCHEMA_VERSION
         assert store.status().papers == 100
