@@ -21,6 +21,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from helpers import write_toml
+from smtp_servers import Recorder, SmtpServers
 
 from digest.cli import main
 from digest.config import Config, config_from_dict
@@ -249,3 +251,16 @@ def test_quiet_logs_only_errors_naming_the_dump_and_verbose_adds_the_routine(
     loud.wait_for("DEBUG digest.daemon: next run at")
     assert loud.stop() == 0
     assert sum(" ERROR " in line for line in loud.log) == 1
+
+
+def test_the_daemon_mails_with_the_sender_digest_now_uses(
+        tmp_path: Path, inbox: Path, smtp: SmtpServers, daemons: list[Daemon]) -> None:
+    recorder = Recorder()
+    server = smtp.start(recorder)
+    write_toml(tmp_path, server.port)
+    daemons.append(d := Daemon(tmp_path, "--interval", "1", "--inbox", str(inbox)))
+    d.wait_for("edition #1: 354 papers")
+    assert d.stop() == 0
+    (message,) = recorder.messages
+    assert message["Subject"].startswith("Paper digest: 354 new papers in ")
+    assert message["To"] == "reader@example.org"
