@@ -9,6 +9,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+import time_machine
 
 from digest.config import Config
 from digest.daemon import DigestJob, cron_schedule
@@ -274,3 +275,23 @@ def test_slots_survive_in_the_store_across_opens(tmp_path: Path) -> None:
     assert not again.claim_slot(slot_key(fire), fire, fire)
     assert again.schedule_covered_until(fire + timedelta(days=3)) == fire
     again.close()
+
+
+def test_the_job_on_the_real_clock_claims_the_slot_just_passed(tmp_path: Path) -> None:
+    config = Config(state_dir=tmp_path / "state")
+    schedule = cron_schedule("0 7 * * 1-5", "Europe/Paris")
+    ran: list[datetime] = []
+
+    def run() -> RunReport:
+        ran.append(datetime.now(UTC))
+        return RunReport((), None)
+
+    with time_machine.travel(datetime(2026, 11, 27, 6, 59, tzinfo=PARIS), tick=False):
+        job = DigestJob(config, schedule, run)  # the default clock: datetime.now
+        assert job.due_slot() is None  # Friday 06:59: the daemon starts watching
+    with time_machine.travel(datetime(2026, 11, 27, 7, 0, 2, tzinfo=PARIS), tick=False):
+        assert job() is True
+        assert job() is False
+    with time_machine.travel(datetime(2026, 11, 28, 7, 0, 2, tzinfo=PARIS), tick=False):
+        assert job() is False  # Saturday: no slot
+    assert ran == [datetime(2026, 11, 27, 6, 0, 2, tzinfo=UTC)]
