@@ -5,6 +5,7 @@ logging of each run."""
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 from collections.abc import Callable
@@ -199,7 +200,14 @@ def serve(config: Config, schedule: Schedule, run: Callable[[], RunReport],
                 scheduler.shutdown(wait=False)
 
     def stop(name: str) -> None:
-        log.info("%s: finishing any run in flight, then stopping", name)
+        if stopping.is_set():
+            # Asked twice (Ctrl-C again): the user would rather lose the run than wait.
+            # Each dump and each edition is its own transaction, so nothing is half-written.
+            log.warning("%s again: stopping now; the run in flight is abandoned", name)
+            logging.shutdown()
+            os._exit(1)
+        log.info("%s: finishing any run in flight, then stopping (again to stop at once)",
+                 name)
         stopping.set()
         stop_if_asked()
 

@@ -127,6 +127,20 @@ def test_sigterm_lets_the_run_in_flight_finish(tmp_path: Path, inbox: Path,
     assert "digest daemon stopped" in d.log[-1]
 
 
+def test_a_second_signal_stops_at_once(tmp_path: Path, inbox: Path,
+                                       daemons: list[Daemon]) -> None:
+    _toml(tmp_path)
+    with run_lock(Config(state_dir=tmp_path / "state")):
+        daemons.append(d := Daemon(tmp_path, "--interval", "1", "--inbox", str(inbox)))
+        d.wait_for("waiting up to 20 s for another digest run")
+        d.proc.send_signal(signal.SIGINT)
+        d.wait_for("SIGINT: finishing any run in flight")
+        assert d.stop(signal.SIGINT) == 1
+    assert "SIGINT again: stopping now" in d.log[-1]
+    with open_store(tmp_path / "state" / "digest.db") as store:
+        assert store.status().editions == 0
+
+
 def test_a_slot_missed_while_down_runs_once_at_start_up(tmp_path: Path, inbox: Path,
                                                         daemons: list[Daemon]) -> None:
     _toml(tmp_path, schedule="0 7 * * *", timezone="Europe/Paris")
