@@ -259,4 +259,3 @@ def _seconds(data: dict[str, object], key: str, source: str) -> float:
     if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
         raise ConfigError(f"{source}: {key} must be a number of seconds, 0 or more")
     return float(value)
-

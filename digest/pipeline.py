@@ -194,9 +194,9 @@ def _unfinished_name(name: str) -> bool:
 
 
 def settled_files(found: list[Path | DumpError], settle: float) -> list[Path | DumpError]:
-    """The listing without the files changed in the last `settle` seconds. A younger file
-    gets a second look once it would be that old; if its size or mtime moved meanwhile it
-    is still being written, and it waits for the next run."""
+    """The listing less the files still being written: one changed in the last `settle`
+    seconds gets a second look once it would be that old, and if its size or mtime moved
+    meanwhile it waits for the next run."""
     now = time.time()
     young = {path: look for path in found if isinstance(path, Path)
              if (look := _look(path)) is not None and now - look[1] / 1e9 < settle}
