@@ -190,7 +190,7 @@ def test_a_run_that_waits_past_the_bound_exits_with_one_line(
     assert result.exit_code == 1
     assert result.stderr.splitlines() == [
         f"digest: error: {state / 'digest.lock'}: another digest run is in progress "
-        "(waited 1 s) (another digest run holds the lock; try again when it has finished)"]
+        "(waited 1 s) (try again when it has finished, or raise lock_timeout in digest.toml)"]
     assert not (state / "digests").exists()
 
 
