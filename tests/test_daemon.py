@@ -64,8 +64,10 @@ class Daemon:
         raise AssertionError(f"no log line with {text!r} in {timeout} s:\n" +
                              "".join(self.log))
 
-    def stop(self, signum: int = signal.SIGTERM) -> int:
-        self.proc.send_signal(signum)
+    def stop(self, signum: int | None = signal.SIGTERM) -> int:
+        """Send the signal (None: none, it was sent already) and wait for the exit code."""
+        if signum is not None:
+            self.proc.send_signal(signum)
         try:
             code = self.proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
@@ -123,7 +125,7 @@ def test_sigterm_lets_the_run_in_flight_finish(tmp_path: Path, inbox: Path,
         d.wait_for("SIGTERM: finishing any run in flight")
         assert d.proc.poll() is None  # still running: its run waits for our lock
     d.wait_for("edition #1: 354 papers")
-    assert d.stop() == 0
+    assert d.stop(None) == 0
     assert "digest daemon stopped" in d.log[-1]
 
 
