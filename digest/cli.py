@@ -27,8 +27,8 @@ from digest.pipeline import (
     ingest_paths,
     no_progress,
     resend_edition,
+    run_job,
     run_lock,
-    run_once,
 )
 from digest.store import open_store
 
@@ -167,15 +167,6 @@ def now(ctx: click.Context, inbox: tuple[Path, ...], page_year: int | None, dry_
         error = report.delivery_error
         click.echo(f"digest: error: {error} ({error.hint})", err=True)
     sys.exit(1 if report.failed else 0)
-
-
-def run_job(config: Config, inbox: list[Path] | None, *, dry_run: bool = False,
-            progress: Progress | None = None) -> RunReport:
-    """One run as `digest now` and each of the daemon's runs do it: one place builds the
-    sender and the notifier, so the two never deliver differently."""
-    sender = None if dry_run else sender_from_config(config)
-    return run_once(config, inbox=inbox, dry_run=dry_run, send=sender,
-                    notify=sender.notice if sender else None, progress=progress)
 
 
 def _print_now(report: RunReport, *, mailed: bool) -> None:

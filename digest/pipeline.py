@@ -18,7 +18,7 @@ from datetime import datetime
 from pathlib import Path
 
 from digest.config import Config
-from digest.deliver import new_message_id
+from digest.deliver import new_message_id, sender_from_config
 from digest.dumps import OnBytes, Screen, parse_records, read_dump
 from digest.errors import DeliveryError, DigestError, DumpError, LockedError
 from digest.model import DumpResult, Notice
@@ -105,6 +105,16 @@ def run_once(config: Config, *, now: Callable[[], datetime] = datetime.now,
             return RunReport(dumps, preview_edition(store, config, groups, now()), resent, True)
         edition = claim_edition(store, config, groups, now())
         return RunReport(dumps, deliver_edition(store, config, edition, send, now), resent)
+
+
+def run_job(config: Config, inbox: list[Path] | None = None, *, dry_run: bool = False,
+            progress: Progress | None = None) -> RunReport:
+    """One run as `digest now` and each of the daemon's runs do it: the sender and the
+    notifier of the [email] section are built here, once, so the two never deliver
+    differently."""
+    sender = None if dry_run else sender_from_config(config)
+    return run_once(config, inbox=inbox, dry_run=dry_run, send=sender,
+                    notify=sender.notice if sender else None, progress=progress)
 
 
 def ingest_paths(store: Store, config: Config, entries: Iterable[Path | DumpError],
