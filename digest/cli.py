@@ -7,6 +7,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ from digest.pipeline import (
     run_job,
     run_lock,
 )
+from digest.schedule import crontab_trigger
 from digest.store import open_store
 
 
@@ -253,8 +255,18 @@ def status(ctx: click.Context, as_json: bool) -> None:
             click.echo(f"{key.replace('_', ' ')}: {value}")
 
 
+def _crontab(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """Check --cron's syntax as click parses it: a bad one is a usage error, exit 2."""
+    if value is not None:
+        try:
+            crontab_trigger(value, UTC)
+        except ConfigError as exc:
+            raise click.BadParameter(str(exc)) from None
+    return value
+
+
 @main.command()
-@click.option("--cron", "cron", metavar="EXPR",
+@click.option("--cron", "cron", metavar="EXPR", callback=_crontab,
               help="A five-field crontab, read as cron does [default: schedule in "
                    "digest.toml, else '0 7 * * *'].")
 @click.option("--interval", type=click.FloatRange(min=0.1), metavar="SECONDS",

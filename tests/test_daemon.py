@@ -280,3 +280,11 @@ def test_the_daemon_mails_with_the_sender_digest_now_uses(
     (message,) = recorder.messages
     assert message["Subject"].startswith("Paper digest: 354 new papers in ")
     assert message["To"] == "reader@example.org"
+
+
+def test_a_bad_cron_option_is_a_usage_error(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["--state-dir", str(tmp_path), "daemon", "--cron",
+                                       "0 7 * * 8"])
+    assert result.exit_code == 2
+    assert "Invalid value for '--cron': schedule '0 7 * * 8': day-of-week '8' is outside " \
+        "0-7" in result.stderr
