@@ -7,6 +7,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ import click
 
 from digest import __version__
 from digest.config import Config, load_config
+from digest.daemon import configure_logging, cron_schedule, interval_schedule, serve
 from digest.deliver import sender_from_config
 from digest.dumps import OnBytes
 from digest.errors import ConfigError, DigestError
@@ -26,9 +28,10 @@ from digest.pipeline import (
     ingest_paths,
     no_progress,
     resend_edition,
+    run_job,
     run_lock,
-    run_once,
 )
+from digest.schedule import crontab_trigger
 from digest.store import open_store
 
 
@@ -146,9 +149,7 @@ def now(ctx: click.Context, inbox: tuple[Path, ...], page_year: int | None, dry_
         as_json: bool, quiet: bool) -> None:
     """Ingest the inbox and build, write and deliver the edition of every new paper."""
     config = _config(ctx, page_year=page_year)
-    sender = None if dry_run else sender_from_config(config)
-    report = run_once(config, inbox=list(inbox) or None, dry_run=dry_run, send=sender,
-                      notify=sender.notice if sender else None, progress=_progress(quiet))
+    report = run_job(config, list(inbox) or None, dry_run=dry_run, progress=_progress(quiet))
     if as_json:
         click.echo(json.dumps({
             "dumps": [_dump_json(d) for d in report.dumps],
@@ -158,7 +159,7 @@ def now(ctx: click.Context, inbox: tuple[Path, ...], page_year: int | None, dry_
             "error": str(report.delivery_error) if report.delivery_error else None,
             "dry_run": report.dry_run}, indent=2))
     else:
-        _print_now(report, mailed=sender is not None)
+        _print_now(report, mailed=not dry_run and config.email is not None)
     for r in (*report.resent, *([report.edition] if report.edition else [])):
         for warning in r.warnings:
             click.echo(f"digest: warning: edition #{r.edition.id}: {warning}", err=True)
@@ -229,8 +230,8 @@ def ingest(ctx: click.Context, paths: tuple[Path, ...], page_year: int | None,
 
     config = _config(ctx, page_year=page_year)
     with run_lock(config), open_store(config.store_path) as store:
-        dumps = list(ingest_paths(store, config, inbox_files(list(paths)), datetime.now(),
-                                  _progress(quiet)))
+        files = inbox_files(list(paths), config.inbox_settle)
+        dumps = list(ingest_paths(store, config, files, datetime.now(), _progress(quiet)))
     if as_json:
         click.echo(json.dumps({"dumps": [_dump_json(d) for d in dumps]}, indent=2))
     else:
@@ -252,3 +253,39 @@ def status(ctx: click.Context, as_json: bool) -> None:
     else:
         for key, value in asdict(counts).items():
             click.echo(f"{key.replace('_', ' ')}: {value}")
+
+
+def _crontab(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """Check --cron's syntax as click parses it: a bad one is a usage error, exit 2."""
+    if value is not None:
+        try:
+            crontab_trigger(value, UTC)
+        except ConfigError as exc:
+            raise click.BadParameter(str(exc)) from None
+    return value
+
+
+@main.command()
+@click.option("--cron", "cron", metavar="EXPR", callback=_crontab,
+              help="A five-field crontab, read as cron does [default: schedule in "
+                   "digest.toml, else '0 7 * * *'].")
+@click.option("--interval", type=click.FloatRange(min=0.1), metavar="SECONDS",
+              help="Run every SECONDS instead of on a crontab (polling).")
+@click.option("--inbox", "inbox", multiple=True, type=click.Path(path_type=Path),
+              help="A dump file or folder of dumps [default: inbox in digest.toml].")
+@click.option("--year", "page_year", type=int, help="Year of page dates that carry none.")
+@click.option("-v", "--verbose", count=True, help="Log more (-v: debug and the scheduler).")
+@click.option("-q", "--quiet", is_flag=True, help="Log only warnings and errors.")
+@click.pass_context
+@_guarded
+def daemon(ctx: click.Context, cron: str | None, interval: float | None,
+           inbox: tuple[Path, ...], page_year: int | None, verbose: int, quiet: bool) -> None:
+    """Run on the schedule until SIGTERM or SIGINT, one edition per slot."""
+    if cron is not None and interval is not None:
+        raise click.UsageError("give --cron or --interval, not both")
+    config = _config(ctx, page_year=page_year, schedule=cron)
+    schedule = (interval_schedule(interval, config.timezone) if interval is not None
+                else cron_schedule(config.schedule, config.timezone))
+    configure_logging(-1 if quiet else verbose)
+    serve(config, schedule, lambda: run_job(config, list(inbox) or None),
+          list(inbox) or [config.inbox_dir])

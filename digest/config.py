@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from digest.errors import ConfigError
+from digest.schedule import DEFAULT_SCHEDULE, crontab_trigger, schedule_timezone
 from digest.topics import Topic, default_taxonomy, taxonomy_from_toml
 
 DEFAULT_STATE_DIR = Path("state")
@@ -61,6 +62,15 @@ class Config:
     topics: tuple[Topic, ...] = field(default_factory=default_taxonomy)
     # How long a run waits for another run's lock before it gives up.
     lock_timeout: float = 60.0
+    # The daemon's five-field crontab, read as cron reads it (0 and 7 are Sunday).
+    schedule: str = DEFAULT_SCHEDULE
+    # The IANA zone the schedule is in; default: the machine's own.
+    timezone: str | None = None
+    # How late (seconds) a slot may still run, e.g. after the machine slept through it.
+    misfire_grace_time: float = 6 * 3600.0
+    # A dump must be unchanged this many seconds before a run takes it: one still being
+    # written waits for the next run.
+    inbox_settle: float = 1.0
     # The [email] section; None writes the digest to files only.
     email: EmailConfig | None = None
     # A digest warns when no dump has arrived for longer than this many days.
@@ -106,7 +116,8 @@ def load_config(path: Path | None = None) -> Config:
 def config_from_dict(data: dict[str, object], *, source: str, base: Path) -> Config:
     """Validate a parsed digest.toml; relative paths are taken from the file's folder."""
     known = {"state_dir", "inbox", "page_year", "topics", "lock_timeout", "email",
-             "stale_after_days", "interests"}
+             "stale_after_days", "interests", "schedule", "timezone", "misfire_grace_time",
+             "inbox_settle"}
     if unknown := sorted(set(data) - known - _LATER_SECTIONS):
         raise ConfigError(f"{source}: unknown setting(s): {', '.join(unknown)}")
     state_dir = _path(data, "state_dir", source, base) or Path(
@@ -124,6 +135,17 @@ def config_from_dict(data: dict[str, object], *, source: str, base: Path) -> Con
         config = replace(config, stale_after_days=_int(data, "stale_after_days", source))
     if "email" in data:
         config = replace(config, email=email_from_dict(data["email"], source=source, base=base))
+    for key in ("misfire_grace_time", "inbox_settle"):
+        if key in data:
+            config = config.with_overrides(**{key: _seconds(data, key, source)})
+    for key in ("schedule", "timezone"):
+        if key in data:
+            config = config.with_overrides(**{key: _str(data, key, source)})
+    try:
+        # Checked at load, so a bad crontab stops `digest daemon` before it starts waiting.
+        crontab_trigger(config.schedule, schedule_timezone(config.timezone))
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
     return config
 
 
@@ -217,7 +239,7 @@ def _number(data: dict[str, object], key: str, source: str, default: float) -> f
 
 
 # Sections that later stages own; accepted here so one file configures everything.
-_LATER_SECTIONS = {"schedule", "timezone", "archive_url"}
+_LATER_SECTIONS = {"archive_url"}
 
 
 def _path(data: dict[str, object], key: str, source: str, base: Path) -> Path | None:
@@ -242,3 +264,10 @@ def _strings(data: dict[str, object], key: str, source: str) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
         raise ConfigError(f'{source}: {key} must be a list of terms, like ["agent", "rlhf"]')
     return tuple(v.strip() for v in value)
+
+
+def _seconds(data: dict[str, object], key: str, source: str) -> float:
+    value = data[key]
+    if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
+        raise ConfigError(f"{source}: {key} must be a number of seconds, 0 or more")
+    return float(value)

@@ -48,4 +48,4 @@ class DeliveryError(DigestError):
 
 
 class LockedError(DigestError):
-    hint = "another digest run holds the lock; try again when it has finished"
+    hint = "try again when it has finished, or raise lock_timeout in digest.toml"

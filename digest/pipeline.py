@@ -7,6 +7,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import hashlib
+import logging
 import os
 import stat
 import time
@@ -17,7 +18,7 @@ from datetime import datetime
 from pathlib import Path
 
 from digest.config import Config
-from digest.deliver import new_message_id
+from digest.deliver import new_message_id, sender_from_config
 from digest.dumps import OnBytes, Screen, parse_records, read_dump
 from digest.errors import DeliveryError, DigestError, DumpError, LockedError
 from digest.model import DumpResult, Notice
@@ -43,6 +44,8 @@ from digest.topics import Classifier, group_papers
 # Opens a progress display for `total` bytes under a label; what it yields is told each
 # chunk read. The CLI shows a bar on a terminal; everything else passes no_progress.
 Progress = Callable[[str, int], AbstractContextManager[OnBytes]]
+
+log = logging.getLogger("digest.pipeline")
 
 
 @contextmanager
@@ -80,7 +83,8 @@ def run_once(config: Config, *, now: Callable[[], datetime] = datetime.now,
     with run_lock(config), open_store(config.store_path) as store:
         classifier = Classifier(config.topics, config.interests)
         resent = () if dry_run else deliver_pending(store, config, classifier, send, now)
-        dumps = tuple(ingest_paths(store, config, inbox_files(inbox or [config.inbox_dir]),
+        dumps = tuple(ingest_paths(store, config, inbox_files(inbox or [config.inbox_dir],
+                                                            config.inbox_settle),
                                    now(), progress))
         if any(r.error for r in resent):
             # The outbox is stuck: a new edition would only queue up behind it.
@@ -101,6 +105,16 @@ def run_once(config: Config, *, now: Callable[[], datetime] = datetime.now,
             return RunReport(dumps, preview_edition(store, config, groups, now()), resent, True)
         edition = claim_edition(store, config, groups, now())
         return RunReport(dumps, deliver_edition(store, config, edition, send, now), resent)
+
+
+def run_job(config: Config, inbox: list[Path] | None = None, *, dry_run: bool = False,
+            progress: Progress | None = None) -> RunReport:
+    """One run as `digest now` and each of the daemon's runs do it: the sender and the
+    notifier of the [email] section are built here, once, so the two never deliver
+    differently."""
+    sender = None if dry_run else sender_from_config(config)
+    return run_once(config, inbox=inbox, dry_run=dry_run, send=sender,
+                    notify=sender.notice if sender else None, progress=progress)
 
 
 def ingest_paths(store: Store, config: Config, entries: Iterable[Path | DumpError],
@@ -160,11 +174,12 @@ def _size(path: Path) -> int:
         return 0  # read_dump says why
 
 
-def inbox_files(roots: list[Path]) -> list[Path | DumpError]:
+def inbox_files(roots: list[Path], settle: float = 0.0) -> list[Path | DumpError]:
     """The dump files under each root (a file or a folder, symlinks followed), in name
     order, and a DumpError for each thing the walk could not reach: a symlink loop, a
-    broken link, a folder it cannot read. Dot-files are partial downloads or editor
-    leftovers and wait."""
+    broken link, a folder it cannot read. Files not done being written wait for a later
+    run: dot-files, partial downloads, and one that changes within `settle` seconds
+    (see settled_files)."""
     found: list[Path | DumpError] = []
     for root in roots:
         try:
@@ -176,7 +191,40 @@ def inbox_files(roots: list[Path]) -> list[Path | DumpError]:
             _walk(root, found, {(st.st_dev, st.st_ino)}, set())
         else:
             found.append(root)
-    return found
+    return settled_files(found, settle) if settle > 0 else found
+
+
+# Browsers and download tools write under these names and rename the file when it is done;
+# dot-files are rsync's and editors' temporaries.
+_PARTIAL_SUFFIXES = (".part", ".partial", ".crdownload", ".download", ".tmp", "~")
+
+
+def _unfinished_name(name: str) -> bool:
+    return name.startswith(".") or name.lower().endswith(_PARTIAL_SUFFIXES)
+
+
+def settled_files(found: list[Path | DumpError], settle: float) -> list[Path | DumpError]:
+    """The listing less the files still being written: one changed in the last `settle`
+    seconds gets a second look once it would be that old, and if its size or mtime moved
+    meanwhile it waits for the next run."""
+    now = time.time()
+    young = {path: look for path in found if isinstance(path, Path)
+             if (look := _look(path)) is not None and now - look[1] / 1e9 < settle}
+    if not young:
+        return found
+    youngest = max(look[1] for look in young.values()) / 1e9
+    time.sleep(max(0.0, min(settle, youngest + settle - now)))
+    return [entry for entry in found
+            if not isinstance(entry, Path) or entry not in young or _look(entry) == young[entry]]
+
+
+def _look(path: Path) -> tuple[int, int] | None:
+    """Size and mtime (ns) of a file; None when it cannot be read, which ingest reports."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_size, st.st_mtime_ns
 
 
 def _walk(folder: Path, found: list[Path | DumpError], ancestors: set[tuple[int, int]],
@@ -188,7 +236,7 @@ def _walk(folder: Path, found: list[Path | DumpError], ancestors: set[tuple[int,
         found.append(DumpError(str(folder), f"cannot read this folder: {exc.strerror or exc}"))
         return
     for entry in entries:
-        if entry.name.startswith("."):
+        if _unfinished_name(entry.name):
             continue
         path = Path(entry.path)
         try:
@@ -252,11 +300,16 @@ def run_lock(config: Config) -> Iterator[None]:
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         deadline = time.monotonic() + config.lock_timeout
+        waiting = False
         while True:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
+                if not waiting:
+                    log.info("waiting up to %g s for another digest run to finish",
+                             config.lock_timeout)
+                    waiting = True
                 if time.monotonic() >= deadline:
                     raise LockedError(
                         f"{path}: another digest run is in progress "

@@ -8,7 +8,7 @@ import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import sqlite_utils
@@ -16,7 +16,7 @@ import sqlite_utils
 from digest.identity import title_key
 from digest.model import EditionRecord, Paper, StoredPaper
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # One list of statements per schema version; a store at version N runs the lists after N.
 # Never edit a released entry: add a new one.
@@ -76,6 +76,19 @@ _MIGRATIONS: list[list[str]] = [
         "ALTER TABLE editions ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0",
         "CREATE UNIQUE INDEX editions_message_id ON editions(message_id)",
         "CREATE INDEX dumps_seen_at ON dumps(seen_at)",
+    ],
+    # 3: the daemon's schedule.
+    [
+        # One row per scheduled slot the daemon ran, keyed by its wall-clock time in the
+        # schedule's zone: the claim that makes a fall-back night's second 01:30 a no-op.
+        """CREATE TABLE schedule_slots (
+            slot TEXT PRIMARY KEY,
+            fire_time TEXT NOT NULL,
+            claimed_at TEXT NOT NULL)""",
+        # When the daemon first watched this store: slots after it count as missed.
+        """CREATE TABLE daemon_state (
+            key TEXT PRIMARY KEY,
+            value TEXT NOT NULL)""",
     ],
 ]
 
@@ -335,6 +348,29 @@ class Store:
                FROM editions e {where} ORDER BY e.id DESC""", params).fetchall()
         return [EditionRecord(*row) for row in rows]
 
+    # -- schedule ------------------------------------------------------------------------
+
+    def claim_slot(self, slot: str, fire_time: datetime, now: datetime) -> bool:
+        """Claim a scheduled slot for one run; False when some run already claimed it."""
+        with self.db.atomic():
+            cursor = self.db.execute(
+                "INSERT OR IGNORE INTO schedule_slots (slot, fire_time, claimed_at) "
+                "VALUES (?, ?, ?)", [slot, _utc(fire_time), _utc(now)])
+        return cursor.rowcount == 1
+
+    def schedule_covered_until(self, now: datetime) -> datetime:
+        """The time up to which every slot was run or came before the daemon first watched
+        this store; the first call on a store with no slots starts that watch at `now`."""
+        with self.db.atomic():
+            self.db.execute("INSERT OR IGNORE INTO daemon_state (key, value) "
+                            "SELECT 'watched_since', ? "
+                            "WHERE NOT EXISTS (SELECT 1 FROM schedule_slots)", [_utc(now)])
+            row = self.db.execute(
+                """SELECT MAX(t) FROM (
+                       SELECT value AS t FROM daemon_state WHERE key = 'watched_since'
+                       UNION ALL SELECT fire_time FROM schedule_slots)""").fetchone()
+        return datetime.fromisoformat(row[0])
+
     def status(self) -> Status:
         def count(sql: str) -> int:
             return int(self.db.execute(sql).fetchone()[0])
@@ -365,6 +401,11 @@ def open_store(path: Path) -> Iterator[Store]:
 def _rowid(cursor: sqlite3.Cursor) -> int:
     assert cursor.lastrowid is not None  # an INSERT always sets it
     return cursor.lastrowid
+
+
+def _utc(moment: datetime) -> str:
+    # One fixed form in UTC, so that text order is time order for MAX().
+    return moment.astimezone(UTC).isoformat(timespec="seconds")
 
 
 def _iso(value: date | None) -> str | None:

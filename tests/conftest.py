@@ -29,7 +29,7 @@ def inbox(tmp_path: Path, seeds: list[Path]) -> Path:
     folder = tmp_path / "inbox"
     folder.mkdir()
     for seed in seeds:
-        shutil.copy(seed, folder / seed.name)
+        shutil.copy2(seed, folder / seed.name)  # keeps its mtime: arrived a while ago
     return folder
 
 

@@ -1,5 +1,6 @@
 """The inbox walk and files that change under the run: symlink loops, unreadable folders,
-named pipes, files that vanish, turn into folders, or change while being read.
+named pipes, files that vanish, turn into folders, change while being read, or are still
+being written (those wait for the next run).
 
 Tests run as root here, and root reads a chmod 000 folder anyway. The unreadable-folder
 test therefore runs the installed `digest` with the DAC override capabilities dropped from
@@ -15,6 +16,8 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -25,7 +28,7 @@ import pytest
 from digest.config import Config
 from digest.dumps import OnBytes
 from digest.errors import DumpError
-from digest.pipeline import inbox_files, ingest_file, ingest_paths
+from digest.pipeline import inbox_files, ingest_file, ingest_paths, run_once
 from digest.store import Store
 
 NOW = datetime(2026, 3, 10, 9, 0)
@@ -149,3 +152,59 @@ def test_a_dump_that_changes_while_streamed_fails_and_leaves_nothing(
     assert result.error == (f"{dump}: the file changed while it was being read; it is read "
                             "again on the next run")
     assert store.status().papers == 0
+
+
+# -- files still being written wait for the next run ---------------------------------
+
+def _age(path: Path, seconds: float) -> None:
+    then = time.time() - seconds
+    os.utime(path, (then, then))
+
+
+def test_a_file_still_growing_waits_for_the_next_run(tmp_path: Path) -> None:
+    done = tmp_path / "done.txt"
+    done.write_text("finished\n", encoding="utf-8")
+    _age(done, 60)
+    growing = tmp_path / "growing.txt"
+    growing.write_text("first line\n", encoding="utf-8")
+    stop = threading.Event()
+
+    def write() -> None:
+        with growing.open("a", encoding="utf-8") as out:
+            while not stop.is_set():
+                out.write("more\n")
+                out.flush()
+                time.sleep(0.02)
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    try:
+        assert inbox_files([tmp_path], settle=0.3) == [done]
+    finally:
+        stop.set()
+        writer.join()
+    _age(growing, 1)
+    assert inbox_files([tmp_path], settle=0.3) == [done, growing]
+
+
+def test_a_fresh_file_that_stays_put_is_taken_in_the_same_run(tmp_path: Path) -> None:
+    fresh = tmp_path / "fresh.txt"
+    fresh.write_text("complete\n", encoding="utf-8")
+    started = time.monotonic()
+    assert inbox_files([tmp_path], settle=0.3) == [fresh]
+    # It waited for the file to be 0.3 s old, no longer.
+    assert 0.1 < time.monotonic() - started < 2
+
+
+def test_partial_downloads_and_dot_files_wait(tmp_path: Path) -> None:
+    names = ["a.txt", ".b.txt", "c.txt.part", "d.crdownload", "e.txt~", "f.tmp", "g.html"]
+    for name in names:
+        (tmp_path / name).write_text("x", encoding="utf-8")
+    assert [p.name for p in inbox_files([tmp_path])] == ["a.txt", "g.html"]
+
+
+def test_a_named_file_that_is_missing_is_still_reported(tmp_path: Path) -> None:
+    missing = tmp_path / "missing.txt"
+    config = Config(state_dir=tmp_path / "state", inbox_settle=0.2)
+    report = run_once(config, inbox=[missing])
+    assert [(d.path, d.status) for d in report.dumps] == [(str(missing), "failed")]

@@ -357,7 +357,7 @@ def test_a_version_1_store_migrates_and_its_pending_edition_gets_a_message_id(
     report = run_once(replace(config, inbox=tmp_path / "none", email=email),
                       now=lambda: T2, send=SmtpSender(email, None))
     with open_store(path) as store:
-        assert store.schema_version == SCHEMA_VERSION == 2
+        assert store.schema_version == SCHEMA_VERSION >= 2
         (record,) = store.editions()
     (message,) = recorder.messages
     assert report.resent[0].error is None
