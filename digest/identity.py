@@ -3,10 +3,10 @@ and the verdict on whether two spellings are one paper."""
 
 from __future__ import annotations
 
-import hashlib
 import html
 import re
 import unicodedata
+import zlib
 from dataclasses import dataclass
 from itertools import combinations
 
@@ -112,46 +112,31 @@ multimodal vision visual text image images video llm llms lm lms agent agents
 reinforcement transformer transformers diffusion attention representation
 representations knowledge task tasks performance improving improve improved better
 via towards system systems open robust general context long memory
-""".split())  # noqa: SIM905 (a word list reads best as text)
-# A title is found again when at most this many of its words are misspelt.
-_BLOCK_WORDS = 3
-
-
-def _block_order(word: str) -> tuple[bool, int, str]:
-    return (word in _COMMON, -len(word), word)
-
-
-def _ranked_words(normalised: str) -> list[str]:
-    return sorted(set(normalised.split()), key=_block_order)
+""".split())
+# A title is filed under the combinations of all but one of its rarest words.
+_BLOCK_WORDS = 4
 
 
 def _block_id(block: str) -> int:
-    # A stable 63-bit hash: an integer index is a fraction of the size of a text one, and a
-    # collision only adds a candidate that scoring then rejects.
-    return int.from_bytes(hashlib.blake2b(block.encode(), digest_size=8).digest(),
-                          "big") >> 1
+    # A stable 32-bit hash: an integer index is a fraction of the size of a text one, and a
+    # collision only adds a candidate that the verdict then turns down.
+    return zlib.crc32(block.encode())
 
 
 def title_blocks(normalised: str) -> list[int]:
-    """The blocks a stored title is filed under: each pair of its three rarest words (or,
-    for a title of fewer words, each word), so one misspelt word leaves a pair intact."""
-    words = _ranked_words(normalised)[:_BLOCK_WORDS]
-    if len(words) < _BLOCK_WORDS:
+    """The blocks a title is filed and looked up under: every combination of all but one
+    of its four rarest words (three words of four, or two of three, or one of two).
+
+    Rarest means not on the list of common title words, then longest. A misspelt word
+    leaves one combination of the others intact: with it gone, the others are still the
+    rarest, and the misspelling, rare or not, is the fourth. The same function files a
+    stored title and looks up a new one, so each costs four index entries.
+    """
+    ranked = sorted({(w in _COMMON, -len(w), w) for w in normalised.split()})[:_BLOCK_WORDS]
+    words = sorted(w for _, _, w in ranked)
+    if len(words) <= 1:
         return [_block_id(w) for w in words]
-    return [_block_id(" ".join(sorted(pair))) for pair in combinations(words, 2)]
-
-
-def query_blocks(normalised: str) -> list[int]:
-    """The blocks to look a new title up under. Its rarest words are taken one further than
-    a stored title's: a misspelt word moves the others' rank by one at most, so every
-    stored spelling that differs in one word shares a block with this list."""
-    ranked = _ranked_words(normalised)
-    words = ranked[:_BLOCK_WORDS + 1]
-    pairs = [" ".join(sorted(pair)) for pair in combinations(words, 2)]
-    # A stored title of fewer words is filed under each word; a title that shares all but
-    # one word with it has at most one more.
-    singles = words if len(ranked) <= _BLOCK_WORDS else []
-    return [_block_id(b) for b in [*pairs, *singles]]
+    return [_block_id(" ".join(c)) for c in combinations(words, len(words) - 1)]
 
 
 # -- the verdict ---------------------------------------------------------------------------
@@ -171,12 +156,12 @@ _MIN_ABSTRACT_CHARS = 80
 
 _NUMBER = re.compile(r"(\d+(?:\.\d+)*)([a-z]*)")
 _NUMBER_WORDS = frozenset("""
-ii iii iv vi vii viii ix xi xii one two three four five six seven eight nine ten eleven
+i ii iii iv vi vii viii ix xi xii one two three four five six seven eight nine ten eleven
 twelve first second third fourth fifth single double triple
-""".split())  # noqa: SIM905
+""".split())
 _NEGATIONS = frozenset("""
-not no non without never cannot cant dont doesnt isnt arent wont unlike against
-""".split())  # noqa: SIM905
+not no non without never cannot cant dont doesnt isnt arent wont
+""".split())
 
 
 @dataclass(frozen=True)
@@ -191,16 +176,24 @@ class Verdict:
 
 
 def numbers_of(normalised: str) -> tuple[str, ...]:
-    """The number and version tokens of a title: 3.1, 7b, 70b, 4k, iii, two. A unit of up
-    to two letters stays with its number, so 7B and 7M differ."""
-    found = [num + (unit if len(unit) <= 2 else "")
-             for num, unit in _NUMBER.findall(normalised)]
-    found += [w for w in normalised.split() if w in _NUMBER_WORDS]
-    return tuple(sorted(found))
+    """The number and version tokens of a title: 3.1, 7b, 70b, 4k. A unit of up to two
+    letters stays with its number, so 7B and 7M differ."""
+    return tuple(sorted(num + (unit if len(unit) <= 2 else "")
+                        for num, unit in _NUMBER.findall(normalised)))
 
 
-def _negations(normalised: str) -> frozenset[str]:
-    return frozenset(w for w in normalised.split() if w in _NEGATIONS)
+def word_veto(seen: str, stored: str, words: frozenset[str]) -> str | None:
+    """A word of `words` (a number word, a negation) that one title has and the other
+    lacks, or None. A misspelling of a longer one ("witout", "signle") is the same word;
+    a short one (I, II, no) is too close to others to tell."""
+    a, b = set(seen.split()), set(stored.split())
+    for mine, theirs in ((a, b), (b, a)):
+        for word in sorted((mine - theirs) & words):
+            if len(word) < 4 or not any(
+                    Levenshtein.distance(word, other) <= 1 + (len(word) > 5)
+                    for other in theirs - mine - words):
+                return word
+    return None
 
 
 def typo_veto(stored: str, seen: str) -> str | None:
@@ -274,8 +267,10 @@ def judge(seen: str, stored: str, *, seen_abstract: str = "",
         return Verdict(False, score, "numbers differ: "
                        f"{' '.join(numbers_of(seen)) or '-'} vs "
                        f"{' '.join(numbers_of(stored)) or '-'}")
-    if _negations(seen) != _negations(stored):
-        return Verdict(False, score, "one title negates the other")
+    if word := word_veto(seen, stored, _NUMBER_WORDS):
+        return Verdict(False, score, f"numbers differ: {word!r} in one title only")
+    if word := word_veto(seen, stored, _NEGATIONS):
+        return Verdict(False, score, f"{word!r} in one title only: one negates the other")
     abstracts = (abstract_similarity(seen_abstract, stored_abstract)
                  if seen_abstract and stored_abstract else None)
     if abstracts is not None and abstracts < ABSTRACT_DIFFERENT:
@@ -299,13 +294,11 @@ class Spelling:
     normalised: str
     key: str
     blocks: tuple[int, ...]
-    lookups: tuple[int, ...]
 
     @classmethod
     def of(cls, title: str) -> Spelling:
         normalised = normalise(title)
-        return cls(title, normalised, key_of(normalised), tuple(title_blocks(normalised)),
-                   tuple(query_blocks(normalised)))
+        return cls(title, normalised, key_of(normalised), tuple(title_blocks(normalised)))
 
 
 @dataclass(frozen=True)

@@ -316,6 +316,7 @@ class Store:
 
 _ARXIV = Verdict(True, 100.0, "arXiv id", "arxiv")
 _EXACT = Verdict(True, 100.0, "exact key", "exact")
+_NEW = Match(None, None)
 _CANDIDATE_COLUMNS = "id, title, abstract, arxiv_id"
 
 
@@ -343,14 +344,14 @@ class _StoredIndex:
             index.by_key[row[4]] = Candidate(*row[:4])
         blocks = list({b for s, a in listings
                        if not (a and a in index.by_arxiv) and s.key not in index.by_key
-                       for b in s.lookups})
-        for block, paper_id in _select_in(conn, "SELECT block, paper_id FROM paper_blocks "
-                                          "WHERE block IN ({})", blocks):
+                       for b in s.blocks})
+        for block, paper_id, title, abstract, arxiv_id in _select_in(
+                conn, "SELECT b.block, p.id, p.title, p.abstract, p.arxiv_id "
+                "FROM paper_blocks b JOIN papers p ON p.id = b.paper_id "
+                "WHERE b.block IN ({})", blocks):
             index.by_block.setdefault(block, []).append(paper_id)
-        ids = list({i for ids in index.by_block.values() for i in ids})
-        for row in _select_in(conn, f"SELECT {_CANDIDATE_COLUMNS} FROM papers "
-                              "WHERE id IN ({})", ids):
-            index.candidates[row[0]] = Candidate(*row)
+            if paper_id not in index.candidates:
+                index.candidates[paper_id] = Candidate(paper_id, title, abstract, arxiv_id)
         return index
 
     def match(self, spelling: Spelling, abstract: str, arxiv_id: str | None) -> Match:
@@ -359,7 +360,9 @@ class _StoredIndex:
         exact = self.by_key.get(spelling.key)
         if exact and not (arxiv_id and exact.arxiv_id and exact.arxiv_id != arxiv_id):
             return Match(exact, _EXACT)
-        ids = {i for b in spelling.lookups for i in self.by_block.get(b, ())}
+        ids = {i for b in spelling.blocks for i in self.by_block.get(b, ())}
+        if not ids:
+            return _NEW
         return best_match(spelling, abstract, arxiv_id, [self.candidates[i] for i in sorted(ids)])
 
     def add(self, paper_id: int, spelling: Spelling, key: str, paper: Paper) -> None:
@@ -439,15 +442,20 @@ _MERGE_PAPER = """UPDATE papers SET
 
 
 def _paper_row(paper_id: int, key: str, paper: Paper, now: str) -> tuple[object, ...]:
-    return (paper_id, key, paper.title, paper.abstract, json.dumps(paper.authors),
+    return (paper_id, key, paper.title, paper.abstract, _json_list(paper.authors),
             paper.authors_count, _iso(paper.published), paper.upvotes, paper.arxiv_id,
-            paper.url, json.dumps(paper.categories), now)
+            paper.url, _json_list(paper.categories), now)
 
 
 def _merge_row(paper_id: int, paper: Paper) -> tuple[object, ...]:
-    return (paper.abstract, json.dumps(paper.authors), paper.authors_count,
+    return (paper.abstract, _json_list(paper.authors), paper.authors_count,
             _iso(paper.published), paper.upvotes, paper.upvotes, paper.arxiv_id, paper.url,
-            json.dumps(paper.categories), paper_id)
+            _json_list(paper.categories), paper_id)
+
+
+def _json_list(items: tuple[str, ...]) -> str:
+    # Most formats give no authors or categories: skip the encoder for the common case.
+    return json.dumps(items) if items else "[]"
 
 
 def _select_in(conn: sqlite3.Connection, sql: str, values: list[Any]) -> list[tuple[Any, ...]]:
