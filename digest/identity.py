@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import html
 import re
+import string
 import unicodedata
 import zlib
 from dataclasses import dataclass
-from itertools import combinations
+from typing import NamedTuple
 
 from rapidfuzz import fuzz
 from rapidfuzz.distance import Levenshtein
@@ -46,13 +47,17 @@ _FOLD: dict[int, str] = {
     **_GREEK_NAMES,
     # Hyphens and dashes join (pre-train = pretrain); apostrophes join (don't = dont).
     **{ord(c): "" for c in "-‐‑‒–—―−﹘﹣'’‘‛`´ʼ\u00ad\u200b\u200c\u200d\u2060\ufeff"},
-    **{ord(c): text for c, text in
-       {"&": " and ", "×": "times", "+": "plus", "%": "percent", "~": " "}.items()},
+    ord("×"): "times",
 }
+_SPELT_OUT = (("&", " and "), ("+", "plus"), ("%", "percent"))
+_ASCII_FOLD = str.maketrans({
+    **{c: " " for c in string.punctuation + string.whitespace if c not in "-'`."},
+    **{c: None for c in "-'`"}})
+# A dot is a word break unless it stands between digits (3.1 is not 31).
+_STRAY_DOT = re.compile(r"(?<!\d)\.|\.(?!\d)")
 # 3x, 1000× and 1000$\times$ are one spelling of "times".
 _DIGIT_X = re.compile(r"(?<=\d)x(?![a-z])")
-# Words are runs of letters and digits; a dot between digits stays (3.1 is not 31).
-_WORD = re.compile(r"\d+(?:\.\d+)+|[^\W_]+")
+_NON_WORD = re.compile(r"[^\w.]+|_+")
 
 
 def normalise(title: str) -> str:
@@ -63,15 +68,25 @@ def normalise(title: str) -> str:
     whitespace. It never drops a letter or a digit, so it never joins two papers.
     """
     text = html.unescape(title) if "&" in title else title
-    text = unicodedata.normalize("NFKC", text)
+    if not text.isascii():
+        text = unicodedata.normalize("NFKC", text)
     if _HAS_LATEX.search(text):
         text = _unwrap_latex(text)
     text = text.casefold()
     if not text.isascii():
         text = "".join(c for c in unicodedata.normalize("NFKD", text)
-                       if not unicodedata.combining(c))
-    text = _DIGIT_X.sub("times", text.translate(_FOLD))
-    return " ".join(_WORD.findall(text))
+                       if not unicodedata.combining(c)).translate(_FOLD)
+    for char, spelt in _SPELT_OUT:
+        if char in text:
+            text = text.replace(char, spelt)
+    if "x" in text:
+        text = _DIGIT_X.sub("times", text)
+    # The common case, a plain ASCII title, by string methods: a regex per title is the
+    # slowest step of ingesting one.
+    text = text.translate(_ASCII_FOLD) if text.isascii() else _NON_WORD.sub(" ", text)
+    if "." in text:
+        text = _STRAY_DOT.sub(" ", text)
+    return " ".join(text.split())
 
 
 def _unwrap_latex(text: str) -> str:
@@ -117,12 +132,6 @@ via towards system systems open robust general context long memory
 _BLOCK_WORDS = 4
 
 
-def _block_id(block: str) -> int:
-    # A stable 32-bit hash: an integer index is a fraction of the size of a text one, and a
-    # collision only adds a candidate that the verdict then turns down.
-    return zlib.crc32(block.encode())
-
-
 def title_blocks(normalised: str) -> list[int]:
     """The blocks a title is filed and looked up under: every combination of all but one
     of its four rarest words (three words of four, or two of three, or one of two).
@@ -133,10 +142,14 @@ def title_blocks(normalised: str) -> list[int]:
     stored title and looks up a new one, so each costs four index entries.
     """
     ranked = sorted({(w in _COMMON, -len(w), w) for w in normalised.split()})[:_BLOCK_WORDS]
-    words = sorted(w for _, _, w in ranked)
-    if len(words) <= 1:
-        return [_block_id(w) for w in words]
-    return [_block_id(" ".join(c)) for c in combinations(words, len(words) - 1)]
+    # A block is the sum of its words' CRC-32s: stable across runs, free of word order,
+    # and each all-but-one combination is the total less one word. A collision only adds
+    # a candidate that the verdict then turns down.
+    hashes = [zlib.crc32(w.encode()) for _, _, w in ranked]
+    if len(hashes) <= 1:
+        return hashes
+    total = sum(hashes)
+    return [(total - h) & 0xFFFFFFFF for h in hashes]
 
 
 # -- the verdict ---------------------------------------------------------------------------
@@ -286,19 +299,19 @@ def judge(seen: str, stored: str, *, seen_abstract: str = "",
 
 # -- matching a listing against candidates -------------------------------------------------
 
-@dataclass(frozen=True)
-class Spelling:
-    """A title folded once for every use: its normalised words, exact key and blocks."""
+class Spelling(NamedTuple):
+    """A title folded once for every use: its normalised words, exact key and blocks. (A
+    named tuple, not a dataclass: one is made for every listing, and it is cheaper.)"""
 
     title: str
     normalised: str
     key: str
-    blocks: tuple[int, ...]
+    blocks: list[int]
 
     @classmethod
     def of(cls, title: str) -> Spelling:
         normalised = normalise(title)
-        return cls(title, normalised, key_of(normalised), tuple(title_blocks(normalised)))
+        return cls(title, normalised, normalised.replace(" ", ""), title_blocks(normalised))
 
 
 @dataclass(frozen=True)
