@@ -179,7 +179,9 @@ def build_stores(work: Path, size: int, vocab: Vocabulary) -> tuple[Path, Path]:
     rng = random.Random(size)
     now = NOW.isoformat()
     for start in range(0, size, 20_000):
-        papers, blocks, rows = [], [], []
+        papers: list[tuple[object, ...]] = []
+        blocks: list[tuple[int, int]] = []
+        rows: list[tuple[object, ...]] = []
         for n in range(start, min(size, start + 20_000)):
             title, abstract = make_paper(n, vocab, rng)
             spelling = Spelling.of(title)
@@ -268,7 +270,8 @@ def worker(mode: str, db: Path, dumps: Path) -> None:
     else:
         conn = sqlite3.connect(db)
         conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA cache_size=-65536")
+        conn.execute("PRAGMA cache_size=-65536")  # the store's settings
+        conn.execute("PRAGMA mmap_size=1073741824")
         papers = new = merges = 0
         bad = []
         seen = {}

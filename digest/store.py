@@ -146,6 +146,8 @@ class Store:
         # Blocks and keys are looked up at random: a page cache of 64 MB keeps the hot
         # parts of their indexes of a million papers in memory (the default is 2 MB).
         self.db.execute("PRAGMA cache_size=-65536")
+        # Pages beyond the cache are read through a memory map rather than a read() each.
+        self.db.execute("PRAGMA mmap_size=1073741824")
         # Migrations re-key stored titles with the same fold new titles get.
         self.db.conn.create_function("title_key", 1, title_key, deterministic=True)
         self.db.conn.create_function("title_blocks", 1, _blocks_json, deterministic=True)
@@ -325,10 +327,12 @@ class _StoredIndex:
     and blocks lead to, fetched in one query each, plus the papers the batch itself adds."""
 
     def __init__(self) -> None:
-        self.by_arxiv: dict[str, Candidate] = {}
-        self.by_key: dict[str, Candidate] = {}
+        self.by_arxiv: dict[str, int] = {}
+        self.by_key: dict[str, int] = {}
         self.by_block: dict[int, list[int]] = {}
         self.candidates: dict[int, Candidate] = {}
+        # Papers this batch adds, made candidates only when a later listing needs one.
+        self.added: dict[int, Paper] = {}
 
     @classmethod
     def fetch(cls, conn: sqlite3.Connection,
@@ -337,11 +341,13 @@ class _StoredIndex:
         arxiv_ids = list({a for _, a in listings if a})
         for row in _select_in(conn, f"SELECT {_CANDIDATE_COLUMNS} FROM papers "
                               "WHERE arxiv_id IN ({})", arxiv_ids):
-            index.by_arxiv[row[3]] = Candidate(*row)
+            index.by_arxiv[row[3]] = row[0]
+            index.candidates[row[0]] = Candidate(*row)
         keys = list({s.key for s, a in listings if not (a and a in index.by_arxiv)})
         for row in _select_in(conn, f"SELECT {_CANDIDATE_COLUMNS}, key FROM papers "
                               "WHERE key IN ({})", keys):
-            index.by_key[row[4]] = Candidate(*row[:4])
+            index.by_key[row[4]] = row[0]
+            index.candidates[row[0]] = Candidate(*row[:4])
         blocks = list({b for s, a in listings
                        if not (a and a in index.by_arxiv) and s.key not in index.by_key
                        for b in s.blocks})
@@ -356,24 +362,37 @@ class _StoredIndex:
 
     def match(self, spelling: Spelling, abstract: str, arxiv_id: str | None) -> Match:
         if arxiv_id and arxiv_id in self.by_arxiv:
-            return Match(self.by_arxiv[arxiv_id], _ARXIV)
-        exact = self.by_key.get(spelling.key)
-        if exact and not (arxiv_id and exact.arxiv_id and exact.arxiv_id != arxiv_id):
-            return Match(exact, _EXACT)
-        ids = {i for b in spelling.blocks for i in self.by_block.get(b, ())}
+            return Match(self._candidate(self.by_arxiv[arxiv_id]), _ARXIV)
+        exact_id = self.by_key.get(spelling.key)
+        if exact_id is not None:
+            exact = self._candidate(exact_id)
+            if not (arxiv_id and exact.arxiv_id and exact.arxiv_id != arxiv_id):
+                return Match(exact, _EXACT)
+        by_block = self.by_block
+        ids = {i for b in spelling.blocks if b in by_block for i in by_block[b]}
         if not ids:
             return _NEW
-        return best_match(spelling, abstract, arxiv_id, [self.candidates[i] for i in sorted(ids)])
+        return best_match(spelling, abstract, arxiv_id, [self._candidate(i) for i in sorted(ids)])
 
     def add(self, paper_id: int, spelling: Spelling, key: str, paper: Paper) -> None:
         """File a paper this batch creates, so that a later listing of it finds it."""
-        candidate = Candidate(paper_id, paper.title, paper.abstract, paper.arxiv_id)
+        self.added[paper_id] = paper
         if paper.arxiv_id:
-            self.by_arxiv[paper.arxiv_id] = candidate
-        self.by_key.setdefault(key, candidate)
-        self.candidates[paper_id] = candidate
+            self.by_arxiv[paper.arxiv_id] = paper_id
+        self.by_key.setdefault(key, paper_id)
+        by_block = self.by_block
         for block in spelling.blocks:
-            self.by_block.setdefault(block, []).append(paper_id)
+            if block in by_block:
+                by_block[block].append(paper_id)
+            else:
+                by_block[block] = [paper_id]
+
+    def _candidate(self, paper_id: int) -> Candidate:
+        if paper_id not in self.candidates:
+            paper = self.added[paper_id]
+            self.candidates[paper_id] = Candidate(paper_id, paper.title, paper.abstract,
+                                                  paper.arxiv_id)
+        return self.candidates[paper_id]
 
 
 class _Batch:
@@ -415,6 +434,8 @@ class _Batch:
                                    match.verdict.reason))
             sightings.append((paper_id, self.dump_id, rank, paper.upvotes, paper.title))
         self.conn.executemany(_INSERT_PAPER, inserts)
+        # In index order: neighbouring inserts touch neighbouring pages of a large index.
+        blocks.sort()
         self.conn.executemany("INSERT OR IGNORE INTO paper_blocks (block, paper_id) "
                               "VALUES (?, ?)", blocks)
         self.conn.executemany(_MERGE_PAPER, updates)
