@@ -164,8 +164,9 @@ def bare_key(title: str) -> str:
 def build_stores(work: Path, size: int, vocab: Vocabulary) -> tuple[Path, Path]:
     """A digest store and a bare table of `size` papers (ids 0..size-1), written in bulk
     with SQL rather than through matching, which a store that size never needs."""
-    # A store is filed under the version of the fold that keyed it.
-    fold = hashlib.sha256((REPO / "digest" / "identity.py").read_bytes()).hexdigest()[:8]
+    # A store is filed under the versions of the fold and the schema that built it.
+    fold = hashlib.sha256(b"".join((REPO / "digest" / name).read_bytes()
+                                   for name in ("identity.py", "store.py"))).hexdigest()[:8]
     fuzzy, bare = work / f"store-{size}-{fold}.db", work / f"bare-{size}.db"
     if fuzzy.exists() and bare.exists():
         return fuzzy, bare
@@ -180,17 +181,17 @@ def build_stores(work: Path, size: int, vocab: Vocabulary) -> tuple[Path, Path]:
     now = NOW.isoformat()
     for start in range(0, size, 20_000):
         papers: list[tuple[object, ...]] = []
-        blocks: list[tuple[int, int]] = []
+        blocks: list[tuple[int, int, int]] = []
         rows: list[tuple[object, ...]] = []
         for n in range(start, min(size, start + 20_000)):
             title, abstract = make_paper(n, vocab, rng)
             spelling = Spelling.of(title)
             papers.append((n + 1, spelling.key, title, abstract, now))
-            blocks.extend((b, n + 1) for b in spelling.blocks)
+            blocks.extend((b, n + 1, len(spelling.key)) for b in spelling.blocks)
             rows.append((bare_key(title), title, abstract, None, None, None, now))
         fconn.executemany("INSERT INTO papers (id, key, title, abstract, first_seen) "
                           "VALUES (?, ?, ?, ?, ?)", papers)
-        fconn.executemany("INSERT OR IGNORE INTO paper_blocks VALUES (?, ?)", blocks)
+        fconn.executemany("INSERT OR IGNORE INTO paper_blocks VALUES (?, ?, ?)", blocks)
         bconn.executemany(_BARE_INSERT, rows)
         fconn.commit()
         bconn.commit()
@@ -219,8 +220,8 @@ def write_dumps(work: Path, store_size: int, papers: int, dump_size: int, respel
     folder.mkdir(parents=True)
     rng = random.Random(7)
     store_rng = random.Random(store_size)
-    n_respell = round(papers * respell_share)
-    n_near = round(papers * near_share)
+    n_near = min(round(papers * near_share), store_size // 10)
+    n_respell = min(round(papers * respell_share), store_size - n_near)
     chosen = rng.sample(range(store_size), min(store_size, n_respell + n_near))
     # The store's titles come from its generator's stream: regenerate them in order.
     stored: dict[int, tuple[str, str]] = {}
@@ -245,8 +246,7 @@ def write_dumps(work: Path, store_size: int, papers: int, dump_size: int, respel
             f.write(_HEADER)
             for title, abstract in listings[start:start + dump_size]:
                 f.write(f"{title}\n\n{abstract}\n\n  • 5 authors\n·\nNov 19 {len(title) % 40}\n\n")
-    return DumpSet(folder, papers, min(n_respell, len(chosen)),
-                   max(0, len(chosen) - n_respell))
+    return DumpSet(folder, papers, n_respell, n_near)
 
 
 # -- the two ingests, each in a process of its own -----------------------------------------
@@ -271,7 +271,6 @@ def worker(mode: str, db: Path, dumps: Path) -> None:
         conn = sqlite3.connect(db)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA cache_size=-65536")  # the store's settings
-        conn.execute("PRAGMA mmap_size=1073741824")
         papers = new = merges = 0
         bad = []
         seen = {}

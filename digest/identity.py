@@ -188,6 +188,12 @@ class Verdict:
     kind: str = "fuzzy"
 
 
+def could_score(length: int, other: int) -> bool:
+    """Whether keys of these lengths could reach WORDING_SCORE at all: fuzz.ratio is at most
+    1 - |a - b| / (a + b), so a key much longer or shorter is turned down unread."""
+    return abs(length - other) * 100 <= (100 - WORDING_SCORE) * (length + other)
+
+
 def numbers_of(normalised: str) -> tuple[str, ...]:
     """The number and version tokens of a title: 3.1, 7b, 70b, 4k. A unit of up to two
     letters stays with its number, so 7B and 7M differ."""

@@ -21,6 +21,7 @@ from digest.identity import (
     Spelling,
     Verdict,
     best_match,
+    could_score,
     normalise,
     title_blocks,
     title_key,
@@ -83,14 +84,18 @@ _MIGRATIONS: list[list[str]] = [
         # Keys under the richer fold (LaTeX, Greek letters, accents, hyphens, quotes).
         # Two stored papers that now fold to one key stay two: the later keeps its old key.
         "UPDATE OR IGNORE papers SET key = title_key(title)",
-        # The blocks each paper is filed under for fuzzy matching (identity.title_blocks).
-        # No foreign key: it is an index the store keeps, and checking one costs every insert.
+        # The blocks each paper is filed under for fuzzy matching (identity.title_blocks),
+        # with the length of its key: a title too much longer or shorter cannot score
+        # enough, so it is turned down without reading its row. No foreign key: it is an
+        # index the store keeps, and checking one costs every insert.
         """CREATE TABLE paper_blocks (
             block INTEGER NOT NULL,
             paper_id INTEGER NOT NULL,
+            length INTEGER NOT NULL,
             PRIMARY KEY (block, paper_id)) WITHOUT ROWID""",
-        """INSERT OR IGNORE INTO paper_blocks (block, paper_id)
-           SELECT b.value, p.id FROM papers p, json_each(title_blocks(p.title)) b""",
+        """INSERT OR IGNORE INTO paper_blocks (block, paper_id, length)
+           SELECT b.value, p.id, length(title_key(p.title))
+           FROM papers p, json_each(title_blocks(p.title)) b""",
         # Every fuzzy merge: the title as a dump spelt it, the score, the paper it joined.
         """CREATE TABLE merges (
             id INTEGER PRIMARY KEY,
@@ -146,8 +151,6 @@ class Store:
         # Blocks and keys are looked up at random: a page cache of 64 MB keeps the hot
         # parts of their indexes of a million papers in memory (the default is 2 MB).
         self.db.execute("PRAGMA cache_size=-65536")
-        # Pages beyond the cache are read through a memory map rather than a read() each.
-        self.db.execute("PRAGMA mmap_size=1073741824")
         # Migrations re-key stored titles with the same fold new titles get.
         self.db.conn.create_function("title_key", 1, title_key, deterministic=True)
         self.db.conn.create_function("title_blocks", 1, _blocks_json, deterministic=True)
@@ -348,16 +351,21 @@ class _StoredIndex:
                               "WHERE key IN ({})", keys):
             index.by_key[row[4]] = row[0]
             index.candidates[row[0]] = Candidate(*row[:4])
-        blocks = list({b for s, a in listings
-                       if not (a and a in index.by_arxiv) and s.key not in index.by_key
-                       for b in s.blocks})
-        for block, paper_id, title, abstract, arxiv_id in _select_in(
-                conn, "SELECT b.block, p.id, p.title, p.abstract, p.arxiv_id "
-                "FROM paper_blocks b JOIN papers p ON p.id = b.paper_id "
-                "WHERE b.block IN ({})", blocks):
-            index.by_block.setdefault(block, []).append(paper_id)
-            if paper_id not in index.candidates:
-                index.candidates[paper_id] = Candidate(paper_id, title, abstract, arxiv_id)
+        lengths: dict[int, list[int]] = {}
+        for s, a in listings:
+            if not (a and a in index.by_arxiv) and s.key not in index.by_key:
+                for block in s.blocks:
+                    lengths.setdefault(block, []).append(len(s.key))
+        wanted: set[int] = set()
+        for block, paper_id, length in _select_in(
+                conn, "SELECT block, paper_id, length FROM paper_blocks WHERE block IN ({})",
+                list(lengths)):
+            if any(could_score(length, n) for n in lengths[block]):
+                index.by_block.setdefault(block, []).append(paper_id)
+                wanted.add(paper_id)
+        for row in _select_in(conn, f"SELECT {_CANDIDATE_COLUMNS} FROM papers "
+                              "WHERE id IN ({})", sorted(wanted - index.candidates.keys())):
+            index.candidates[row[0]] = Candidate(*row)
         return index
 
     def match(self, spelling: Spelling, abstract: str, arxiv_id: str | None) -> Match:
@@ -411,7 +419,7 @@ class _Batch:
         index = _StoredIndex.fetch(self.conn, [(s, p.arxiv_id)
                                                for s, p in zip(spellings, papers, strict=True)])
         inserts: list[tuple[object, ...]] = []
-        blocks: list[tuple[int, int]] = []
+        blocks: list[tuple[int, int, int]] = []
         updates: list[tuple[object, ...]] = []
         merges: list[tuple[object, ...]] = []
         sightings: list[tuple[object, ...]] = []
@@ -425,7 +433,7 @@ class _Batch:
                     key = f"{key}#{paper.arxiv_id}"
                 index.add(paper_id, spelling, key, paper)
                 inserts.append(_paper_row(paper_id, key, paper, self.now))
-                blocks.extend((b, paper_id) for b in spelling.blocks)
+                blocks.extend((b, paper_id, len(key)) for b in spelling.blocks)
             else:
                 paper_id = match.paper.id
                 updates.append(_merge_row(paper_id, paper))
@@ -436,8 +444,8 @@ class _Batch:
         self.conn.executemany(_INSERT_PAPER, inserts)
         # In index order: neighbouring inserts touch neighbouring pages of a large index.
         blocks.sort()
-        self.conn.executemany("INSERT OR IGNORE INTO paper_blocks (block, paper_id) "
-                              "VALUES (?, ?)", blocks)
+        self.conn.executemany("INSERT OR IGNORE INTO paper_blocks (block, paper_id, length) "
+                              "VALUES (?, ?, ?)", blocks)
         self.conn.executemany(_MERGE_PAPER, updates)
         self.conn.executemany("INSERT INTO merges (dump_id, paper_id, title, score, reason) "
                               "VALUES (?, ?, ?, ?, ?)", merges)
