@@ -43,7 +43,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from digest.config import Config  # noqa: E402
-from digest.dumps import parse_dump, read_dump  # noqa: E402
+from digest.dumps import Screen, parse_dump, parse_records, read_dump  # noqa: E402
 from digest.identity import Spelling  # noqa: E402
 from digest.store import Store  # noqa: E402
 
@@ -275,14 +275,15 @@ def worker(mode: str, db: Path, dumps: Path) -> None:
         bad = []
         seen = {}
         for f in files:
-            parsed = parse_dump(read_dump(f), page_year=2024)
+            # The same read, parse and screening as the real path, then one bare insert.
+            records = parse_records(read_dump(f), page_year=2024)
+            rows = [(bare_key(p.title), p.title, p.abstract, p.authors_count,
+                     p.published.isoformat() if p.published else None, p.upvotes,
+                     NOW.isoformat()) for p in Screen(str(f)).papers_of(records.items)]
             before = conn.total_changes
             with conn:
-                conn.executemany(_BARE_INSERT, [
-                    (bare_key(p.title), p.title, p.abstract, p.authors_count,
-                     p.published.isoformat() if p.published else None, p.upvotes,
-                     NOW.isoformat()) for p in parsed.papers])
-            papers += len(parsed.papers)
+                conn.executemany(_BARE_INSERT, rows)
+            papers += len(rows)
             new += conn.total_changes - before
         seconds = time.perf_counter() - start
         conn.close()

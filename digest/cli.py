@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -13,10 +14,22 @@ import click
 
 from digest import __version__
 from digest.config import Config, load_config
-from digest.errors import DigestError
+from digest.deliver import sender_from_config
+from digest.dumps import OnBytes
+from digest.errors import ConfigError, DigestError
 from digest.identity import Candidate, Verdict, title_key
 from digest.model import DumpResult
-from digest.pipeline import EditionReport, RunReport, inbox_files, ingest_paths, run_lock, run_once
+from digest.outbox import EditionReport
+from digest.pipeline import (
+    Progress,
+    RunReport,
+    inbox_files,
+    ingest_paths,
+    no_progress,
+    resend_edition,
+    run_lock,
+    run_once,
+)
 from digest.store import open_store
 
 
@@ -63,6 +76,29 @@ def _config(ctx: click.Context, **overrides: object) -> Config:
         raise  # unreachable: _fail exits
 
 
+# A dump this big takes long enough to read that a bar is worth drawing.
+PROGRESS_MIN_BYTES = 16 << 20
+
+
+def _progress(quiet: bool) -> Progress:
+    """A bar on stderr for big dumps when stderr is a terminal; nothing otherwise, so cron
+    mail and pipes stay clean."""
+    if quiet or not sys.stderr.isatty():
+        return no_progress
+
+    @contextmanager
+    def bar(label: str, total: int) -> Iterator[OnBytes]:
+        if total < PROGRESS_MIN_BYTES:
+            yield lambda _: None
+            return
+        # click's bar: already a dependency, redrawn on each 1 MB chunk, with an ETA.
+        with click.progressbar(length=total, label=label, file=sys.stderr, show_eta=True,
+                               show_percent=True, width=30) as progressbar:
+            yield progressbar.update
+
+    return bar
+
+
 def _dump_json(d: DumpResult) -> dict[str, Any]:
     return {"path": d.path, "status": d.status, "format": d.format, "papers": d.papers,
             "new": d.new, "error": d.error, "warnings": list(d.warnings)}
@@ -71,10 +107,14 @@ def _dump_json(d: DumpResult) -> dict[str, Any]:
 def _edition_json(report: EditionReport) -> dict[str, Any]:
     edition = report.edition
     return {
-        "id": edition.id, "papers": edition.paper_count,
+        "id": edition.id, "papers": edition.paper_count, "message_id": edition.message_id,
         "html": str(report.html), "text": str(report.text),
+        "error": str(report.error) if report.error else None,
+        "warnings": list(report.warnings),
         "topics": [{"name": g.name, "papers": [
-            {"title": r.paper.title, "authors_count": r.paper.authors_count,
+            {"title": r.paper.title, "arxiv_id": r.paper.arxiv_id, "url": r.paper.url,
+             "authors": list(r.paper.authors), "categories": list(r.paper.categories),
+             "authors_count": r.paper.authors_count,
              "published": r.paper.published.isoformat() if r.paper.published else None,
              "upvotes": r.paper.upvotes, "dumps": r.paper.dumps, "terms": list(r.terms)}
             for r in g.papers]} for g in edition.groups],
@@ -100,51 +140,98 @@ def _print_dumps(dumps: tuple[DumpResult, ...] | list[DumpResult]) -> None:
               help="Year of page dates that carry none [default: from each file's mtime].")
 @click.option("--dry-run", is_flag=True, help="Render a preview; claim and mark nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar, even on a terminal.")
 @click.pass_context
 @_guarded
 def now(ctx: click.Context, inbox: tuple[Path, ...], page_year: int | None, dry_run: bool,
-        as_json: bool) -> None:
+        as_json: bool, quiet: bool) -> None:
     """Ingest the inbox and build, write and deliver the edition of every new paper."""
     config = _config(ctx, page_year=page_year)
-    report = run_once(config, inbox=list(inbox) or None, dry_run=dry_run)
+    sender = None if dry_run else sender_from_config(config)
+    report = run_once(config, inbox=list(inbox) or None, dry_run=dry_run, send=sender,
+                      notify=sender.notice if sender else None, progress=_progress(quiet))
     if as_json:
         click.echo(json.dumps({
             "dumps": [_dump_json(d) for d in report.dumps],
             "edition": _edition_json(report.edition) if report.edition else None,
             "resent": [_edition_json(r) for r in report.resent],
+            "notice": report.notice.reason if report.notice else None,
+            "error": str(report.delivery_error) if report.delivery_error else None,
             "dry_run": report.dry_run}, indent=2))
     else:
-        _print_now(report)
+        _print_now(report, mailed=sender is not None)
+    for r in (*report.resent, *([report.edition] if report.edition else [])):
+        for warning in r.warnings:
+            click.echo(f"digest: warning: edition #{r.edition.id}: {warning}", err=True)
+    if report.notice_error:
+        click.echo(f"digest: error: the notice was not sent: {report.notice_error}", err=True)
+    elif report.delivery_error:
+        error = report.delivery_error
+        click.echo(f"digest: error: {error} ({error.hint})", err=True)
     sys.exit(1 if report.failed else 0)
 
 
-def _print_now(report: RunReport) -> None:
+def _print_now(report: RunReport, *, mailed: bool) -> None:
     _print_dumps(report.dumps)
     for r in report.resent:
-        click.echo(f"delivered pending edition #{r.edition.id}: {r.html}")
+        if r.error is None:
+            click.echo(f"delivered pending edition #{r.edition.id}: {r.html}")
+        else:
+            click.echo(f"pending edition #{r.edition.id} not sent: no new edition is built "
+                       "until it is")
+            return
+    if report.notice:
+        sent = "not sent" if report.notice_error else "sent a notice"
+        click.echo(f"nothing new: {report.notice.reason} ({sent})")
     if report.edition is None:
-        click.echo("nothing new: every paper has been sent already; no edition")
+        if not report.notice:
+            click.echo("nothing new: every paper has been sent already; no edition")
         return
     e = report.edition.edition
     kind = "preview" if report.dry_run else f"edition #{e.id}"
     click.echo(f"{kind}: {e.paper_count} papers in {len(e.groups)} topics")
+    if mailed and not report.dry_run:
+        state = "still pending" if report.edition.error else "mailed"
+        click.echo(f"  {state}: Message-ID {e.message_id}")
     click.echo(f"  html: {report.edition.html}\n  text: {report.edition.text}")
+
+
+@main.command()
+@click.argument("edition_id", metavar="ID", type=int)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.pass_context
+@_guarded
+def resend(ctx: click.Context, edition_id: int, as_json: bool) -> None:
+    """Mail a delivered edition again: same content, a new Message-ID."""
+    config = _config(ctx)
+    sender = sender_from_config(config)
+    if sender is None:
+        raise ConfigError("digest.toml has no [email] section: there is nothing to send with")
+    report = resend_edition(config, edition_id, send=sender)
+    if as_json:
+        click.echo(json.dumps({"id": edition_id, "message_id": report.edition.message_id,
+                               "papers": report.edition.paper_count}, indent=2))
+    else:
+        click.echo(f"edition #{edition_id} sent again: {report.edition.paper_count} papers, "
+                   f"Message-ID {report.edition.message_id}")
 
 
 @main.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--year", "page_year", type=int, help="Year of page dates that carry none.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar, even on a terminal.")
 @click.pass_context
 @_guarded
 def ingest(ctx: click.Context, paths: tuple[Path, ...], page_year: int | None,
-           as_json: bool) -> None:
+           as_json: bool, quiet: bool) -> None:
     """Ingest dump files (or folders of them) into the store without building an edition."""
     from datetime import datetime
 
     config = _config(ctx, page_year=page_year)
     with run_lock(config), open_store(config.store_path) as store:
-        dumps = list(ingest_paths(store, config, inbox_files(list(paths)), datetime.now()))
+        dumps = list(ingest_paths(store, config, inbox_files(list(paths)), datetime.now(),
+                                  _progress(quiet)))
     if as_json:
         click.echo(json.dumps({"dumps": [_dump_json(d) for d in dumps]}, indent=2))
     else:

@@ -16,6 +16,41 @@ CONFIG_ENV = "DIGEST_CONFIG"
 STATE_DIR_ENV = "DIGEST_STATE_DIR"
 
 
+SECURITY_PORTS = {"starttls": 587, "ssl": 465, "none": 25}
+DEFAULT_PASSWORD_ENV = "DIGEST_SMTP_PASSWORD"
+
+
+@dataclass(frozen=True)
+class EmailConfig:
+    """Where and how the digest is mailed. The password is never here: only the name of
+    the environment variable that holds it."""
+
+    to: tuple[str, ...]
+    sender: str
+    smtp_host: str = "localhost"
+    smtp_port: int = 587
+    security: str = "starttls"  # "starttls" | "ssl" | "none"
+    username: str | None = None
+    password_env: str = DEFAULT_PASSWORD_ENV
+    # A mailto: address or https: URL for List-Unsubscribe; none leaves the header out.
+    unsubscribe: str | None = None
+    # Where the archive pages are served; "and N more" links there, else the full digest
+    # is attached to a capped message.
+    archive_url: str | None = None
+    empty: str = "skip"  # "skip" | "notice": what a run with nothing new mails
+    # A CA bundle to trust, for a relay with a private certificate.
+    ca_file: Path | None = None
+    timeout: float = 30.0
+    # Transient failures (4xx, refused connection, timeout) are tried this many more times,
+    # waiting retry_delay seconds, then twice that, and so on.
+    retries: int = 3
+    retry_delay: float = 2.0
+
+    @property
+    def sender_domain(self) -> str:
+        return self.sender.rpartition("@")[2].strip(" >") or "localhost"
+
+
 @dataclass(frozen=True)
 class Config:
     state_dir: Path = DEFAULT_STATE_DIR
@@ -26,6 +61,10 @@ class Config:
     topics: tuple[Topic, ...] = field(default_factory=default_taxonomy)
     # How long a run waits for another run's lock before it gives up.
     lock_timeout: float = 60.0
+    # The [email] section; None writes the digest to files only.
+    email: EmailConfig | None = None
+    # A digest warns when no dump has arrived for longer than this many days.
+    stale_after_days: int = 3
 
     @property
     def store_path(self) -> Path:
@@ -64,7 +103,8 @@ def load_config(path: Path | None = None) -> Config:
 
 def config_from_dict(data: dict[str, object], *, source: str, base: Path) -> Config:
     """Validate a parsed digest.toml; relative paths are taken from the file's folder."""
-    known = {"state_dir", "inbox", "page_year", "topics", "lock_timeout"}
+    known = {"state_dir", "inbox", "page_year", "topics", "lock_timeout", "email",
+             "stale_after_days"}
     if unknown := sorted(set(data) - known - _LATER_SECTIONS):
         raise ConfigError(f"{source}: unknown setting(s): {', '.join(unknown)}")
     state_dir = _path(data, "state_dir", source, base) or Path(
@@ -76,11 +116,104 @@ def config_from_dict(data: dict[str, object], *, source: str, base: Path) -> Con
         config = replace(config, lock_timeout=float(_int(data, "lock_timeout", source)))
     if "topics" in data:
         config = replace(config, topics=taxonomy_from_toml(data, source=source))
+    if "stale_after_days" in data:
+        config = replace(config, stale_after_days=_int(data, "stale_after_days", source))
+    if "email" in data:
+        config = replace(config, email=email_from_dict(data["email"], source=source, base=base))
     return config
 
 
+_LOOPBACK = {"localhost", "127.0.0.1", "::1"}
+_EMAIL_KEYS = {"to", "from", "smtp_host", "smtp_port", "security", "username", "password_env",
+               "unsubscribe", "archive_url", "empty", "ca_file", "timeout", "retries",
+               "retry_delay"}
+
+
+def email_from_dict(data: object, *, source: str, base: Path) -> EmailConfig:
+    """Validate the [email] section; a password in the file is refused, never read."""
+    where = f"{source}: [email]"
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where} must be a table")
+    if "password" in data:
+        raise ConfigError(f"{where}: a password does not belong in the file; put it in the "
+                          f"environment variable named by password_env "
+                          f"(default {DEFAULT_PASSWORD_ENV})")
+    if unknown := sorted(set(data) - _EMAIL_KEYS):
+        raise ConfigError(f"{where}: unknown setting(s): {', '.join(unknown)}")
+    to = data.get("to")
+    if isinstance(to, str):
+        to = [to]
+    if not isinstance(to, list) or not to or not all(_is_address(a) for a in to):
+        raise ConfigError(f"{where}: to must be a list of one or more mail addresses")
+    sender = data.get("from")
+    if not isinstance(sender, str) or not _is_address(sender):
+        raise ConfigError(f"{where}: from must be a mail address")
+    security = _choice(data, "security", ("starttls", "ssl", "none"), where) or "starttls"
+    host = _str(data, "smtp_host", where) or "localhost"
+    if data.get("username") and security == "none" and host not in _LOOPBACK:
+        raise ConfigError(f"{where}: security = \"none\" would send the password in the "
+                          "clear; use \"starttls\" or \"ssl\"")
+    unsubscribe = _str(data, "unsubscribe", where)
+    if unsubscribe and not (unsubscribe.startswith("https://")
+                            or _is_address(unsubscribe.removeprefix("mailto:"))):
+        raise ConfigError(f"{where}: unsubscribe must be an https:// URL or a mail address")
+    return EmailConfig(
+        to=tuple(to), sender=sender,
+        smtp_host=host,
+        smtp_port=_int(data, "smtp_port", where) if "smtp_port" in data
+        else SECURITY_PORTS[security],
+        security=security,
+        username=_str(data, "username", where),
+        password_env=_str(data, "password_env", where) or DEFAULT_PASSWORD_ENV,
+        unsubscribe=unsubscribe,
+        archive_url=(_str(data, "archive_url", where) or "").rstrip("/") or None,
+        empty=_choice(data, "empty", ("skip", "notice"), where) or "skip",
+        ca_file=_path(data, "ca_file", where, base),
+        timeout=_number(data, "timeout", where, 30.0),
+        retries=_count(data, "retries", where, 3),
+        retry_delay=_number(data, "retry_delay", where, 2.0),
+    )
+
+
+def _is_address(value: object) -> bool:
+    # One addr-spec, with nothing that could end a header line or add a second address.
+    return (isinstance(value, str) and value.count("@") == 1 and "," not in value
+            and "://" not in value and not any(c in value for c in "\r\n\0"))
+
+
+def _str(data: dict[str, object], key: str, source: str) -> str | None:
+    value = data.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str) or any(c in value for c in "\r\n\0"):
+        raise ConfigError(f"{source}: {key} must be a one-line string")
+    return value
+
+
+def _choice(data: dict[str, object], key: str, choices: tuple[str, ...],
+            source: str) -> str | None:
+    value = data.get(key)
+    if value is not None and value not in choices:
+        raise ConfigError(f"{source}: {key} must be one of {', '.join(map(repr, choices))}")
+    return value if isinstance(value, str) else None
+
+
+def _count(data: dict[str, object], key: str, source: str, default: int) -> int:
+    value = _int(data, key, source) if key in data else default
+    if value < 0:
+        raise ConfigError(f"{source}: {key} must not be negative")
+    return value
+
+
+def _number(data: dict[str, object], key: str, source: str, default: float) -> float:
+    value = data.get(key, default)
+    if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
+        raise ConfigError(f"{source}: {key} must be a number of seconds")
+    return float(value)
+
+
 # Sections that later stages own; accepted here so one file configures everything.
-_LATER_SECTIONS = {"email", "schedule", "timezone", "interests", "archive_url"}
+_LATER_SECTIONS = {"schedule", "timezone", "interests", "archive_url"}
 
 
 def _path(data: dict[str, object], key: str, source: str, base: Path) -> Path | None:

@@ -35,7 +35,16 @@ class ConfigError(DigestError):
 
 
 class DeliveryError(DigestError):
+    """The SMTP server did not take a message; `transient` when a later try may succeed."""
+
     hint = "the edition stays pending and is sent again on the next run"
+
+    def __init__(self, message: str, *, transient: bool = False,
+                 hint: str | None = None) -> None:
+        self.transient = transient
+        if hint is not None:
+            self.hint = hint
+        super().__init__(message)
 
 
 class LockedError(DigestError):

@@ -22,6 +22,16 @@ class Paper:
 
 
 @dataclass(frozen=True)
+class Skipped:
+    """A record of a dump that did not become a paper: where it is, and why."""
+
+    where: str  # "line 12", "entry 3"
+    reason: str
+    # False for a record left out on purpose (a placeholder), True for a broken one.
+    bad: bool = True
+
+
+@dataclass(frozen=True)
 class ParsedDump:
     """What a parser made of one file: its format, its papers in page order, and warnings."""
 
@@ -77,13 +87,58 @@ class TopicGroup:
 
 
 @dataclass(frozen=True)
+class EditionRecord:
+    """An edition as the outbox holds it: what the index page and the feed list."""
+
+    id: int
+    created: str
+    status: str  # "pending" | "delivered"
+    delivered_at: str | None
+    html: str | None
+    text: str | None
+    papers: int
+    message_id: str | None
+    last_error: str | None
+    attempts: int
+
+
+@dataclass(frozen=True)
+class SourceDump:
+    name: str
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Sources:
+    """What an edition was built from: the dumps recorded since the edition before it."""
+
+    ingested: tuple[SourceDump, ...] = ()
+    failed: tuple[SourceDump, ...] = ()
+    # When the newest dump arrived; and, when that is longer ago than the configured
+    # limit, how many whole days ago.
+    last_arrival: datetime | None = None
+    stale_days: int | None = None
+
+
+@dataclass(frozen=True)
+class Notice:
+    """What a run with nothing new tells the reader, for `empty = "notice"`."""
+
+    created: datetime
+    reason: str
+    sources: Sources
+
+
+@dataclass(frozen=True)
 class Edition:
     """One digest: the papers nobody has been sent yet, grouped by topic."""
 
     id: int
     created: datetime
     groups: tuple[TopicGroup, ...]
-    sources: tuple[DumpResult, ...] = field(default=())
+    sources: Sources = field(default_factory=Sources)
+    # Fixed when the edition is claimed: a re-send is the same message to every client.
+    message_id: str | None = None
 
     @property
     def paper_count(self) -> int:

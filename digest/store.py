@@ -26,9 +26,9 @@ from digest.identity import (
     title_blocks,
     title_key,
 )
-from digest.model import Paper, StoredPaper
+from digest.model import EditionRecord, Paper, StoredPaper
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # One list of statements per schema version; a store at version N runs the lists after N.
 # Never edit a released entry: add a new one.
@@ -80,6 +80,16 @@ _MIGRATIONS: list[list[str]] = [
         "CREATE INDEX edition_papers_edition ON edition_papers(edition_id)",
         "CREATE INDEX sightings_dump ON sightings(dump_id)",
     ],
+    # 2: the outbox. An edition keeps the Message-ID it is sent with, so a re-send after a
+    # failure (or a crash) is the same message to every client; and why it is still pending.
+    [
+        "ALTER TABLE editions ADD COLUMN message_id TEXT",
+        "ALTER TABLE editions ADD COLUMN last_error TEXT",
+        "ALTER TABLE editions ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0",
+        "CREATE UNIQUE INDEX editions_message_id ON editions(message_id)",
+        "CREATE INDEX dumps_seen_at ON dumps(seen_at)",
+    ],
+    # 3: fuzzy identity.
     [
         # Keys under the richer fold (LaTeX, Greek letters, accents, hyphens, quotes).
         # Two stored papers that now fold to one key stay two: the later keeps its old key.
@@ -128,6 +138,18 @@ class MergeRecord:
 
 
 @dataclass(frozen=True)
+class DumpRecord:
+    """A dump as the store recorded it: what an edition's sources line tells."""
+
+    path: str
+    status: str  # "ingested" | "failed"
+    papers: int
+    new: int
+    error: str | None
+    seen_at: datetime
+
+
+@dataclass(frozen=True)
 class Status:
     papers: int
     undelivered: int
@@ -136,6 +158,8 @@ class Status:
     editions: int
     pending_editions: int
     fuzzy_merges: int
+    # Why the oldest pending edition has not gone out yet.
+    pending_error: str | None = None
 
 
 class Store:
@@ -264,14 +288,30 @@ class Store:
                 categories=tuple(json.loads(row[9])), first_seen=datetime.fromisoformat(row[10]),
                 dumps=row[11])
 
+    def dumps_between(self, after: datetime | None, until: datetime) -> list[DumpRecord]:
+        """Dumps recorded after one moment, up to and including another, oldest first."""
+        rows = self.db.execute(
+            "SELECT path, status, papers, new, error, seen_at FROM dumps "
+            "WHERE seen_at > ? AND seen_at <= ? ORDER BY seen_at, id",
+            [after.isoformat() if after else "", until.isoformat()]).fetchall()
+        return [DumpRecord(r[0], r[1], r[2], r[3], r[4], datetime.fromisoformat(r[5]))
+                for r in rows]
+
+    def last_dump_arrival(self, until: datetime) -> datetime | None:
+        """When the newest dump that went in had arrived, as of `until`."""
+        row = self.db.execute("SELECT MAX(seen_at) FROM dumps WHERE status = 'ingested' "
+                              "AND seen_at <= ?", [until.isoformat()]).fetchone()
+        return datetime.fromisoformat(row[0]) if row[0] else None
+
     # -- editions ------------------------------------------------------------------------
 
-    def create_edition(self, placements: list[tuple[int, str]], now: datetime) -> int:
+    def create_edition(self, placements: list[tuple[int, str]], now: datetime,
+                       message_id: str | None = None) -> int:
         """Write a pending edition that claims its papers, given as (paper id, topic)."""
         with self.db.atomic():
             edition_id = _rowid(self.db.execute(
-                "INSERT INTO editions (created, status) VALUES (?, 'pending')",
-                [now.isoformat()]))
+                "INSERT INTO editions (created, status, message_id) VALUES (?, 'pending', ?)",
+                [now.isoformat(), message_id]))
             self.db.conn.executemany(
                 "INSERT INTO edition_papers (edition_id, paper_id, topic, position) "
                 "VALUES (?, ?, ?, ?)",
@@ -284,6 +324,35 @@ class Store:
             "SELECT id, created FROM editions WHERE status = 'pending' ORDER BY id").fetchall()
         return [(int(r[0]), datetime.fromisoformat(r[1])) for r in rows]
 
+    def edition(self, edition_id: int) -> EditionRecord | None:
+        records = self._edition_records("WHERE e.id = ?", [edition_id])
+        return records[0] if records else None
+
+    def previous_edition_created(self, edition_id: int) -> datetime | None:
+        """When the edition before this one was claimed: where its sources begin."""
+        row = self.db.execute("SELECT MAX(created) FROM editions WHERE id < ?",
+                              [edition_id]).fetchone()
+        return datetime.fromisoformat(row[0]) if row[0] else None
+
+    def last_edition_created(self) -> datetime | None:
+        row = self.db.execute("SELECT MAX(created) FROM editions").fetchone()
+        return datetime.fromisoformat(row[0]) if row[0] else None
+
+    def edition_message_id(self, edition_id: int, new: str) -> str:
+        """The edition's Message-ID; one from before the outbox kept them gets `new`."""
+        with self.db.atomic():
+            self.db.execute("UPDATE editions SET message_id = ? WHERE id = ? "
+                            "AND message_id IS NULL", [new, edition_id])
+            row = self.db.execute("SELECT message_id FROM editions WHERE id = ?",
+                                  [edition_id]).fetchone()
+        return str(row[0])
+
+    def record_failure(self, edition_id: int, error: str) -> None:
+        """Leave an edition pending, with why its last attempt failed."""
+        with self.db.atomic():
+            self.db.execute("UPDATE editions SET last_error = ?, attempts = attempts + 1 "
+                            "WHERE id = ?", [error, edition_id])
+
     def save_edition_files(self, edition_id: int, html_path: str, text_path: str) -> None:
         with self.db.atomic():
             self.db.execute("UPDATE editions SET html_path = ?, text_path = ? WHERE id = ?",
@@ -291,17 +360,21 @@ class Store:
 
     def mark_delivered(self, edition_id: int, now: datetime) -> None:
         with self.db.atomic():
-            self.db.execute("UPDATE editions SET status = 'delivered', delivered_at = ? "
-                            "WHERE id = ?", [now.isoformat(), edition_id])
+            self.db.execute("UPDATE editions SET status = 'delivered', delivered_at = ?, "
+                            "last_error = NULL, attempts = attempts + 1 WHERE id = ?",
+                            [now.isoformat(), edition_id])
 
-    def editions(self) -> list[dict[str, object]]:
+    def editions(self) -> list[EditionRecord]:
         """Every edition, newest first, with its paper count: what the index page lists."""
+        return self._edition_records("", [])
+
+    def _edition_records(self, where: str, params: list[object]) -> list[EditionRecord]:
         rows = self.db.execute(
-            """SELECT e.id, e.created, e.status, e.delivered_at, e.html_path, e.text_path,
-                      (SELECT COUNT(*) FROM edition_papers ep WHERE ep.edition_id = e.id)
-               FROM editions e ORDER BY e.id DESC""").fetchall()
-        keys = ("id", "created", "status", "delivered_at", "html", "text", "papers")
-        return [dict(zip(keys, row, strict=True)) for row in rows]
+            f"""SELECT e.id, e.created, e.status, e.delivered_at, e.html_path, e.text_path,
+                      (SELECT COUNT(*) FROM edition_papers ep WHERE ep.edition_id = e.id),
+                      e.message_id, e.last_error, e.attempts
+               FROM editions e {where} ORDER BY e.id DESC""", params).fetchall()
+        return [EditionRecord(*row) for row in rows]
 
     def status(self) -> Status:
         def count(sql: str) -> int:
@@ -316,12 +389,20 @@ class Store:
             editions=count("SELECT COUNT(*) FROM editions"),
             pending_editions=count("SELECT COUNT(*) FROM editions WHERE status = 'pending'"),
             fuzzy_merges=count("SELECT COUNT(*) FROM merges"),
+            pending_error=self.db.execute(
+                "SELECT (SELECT last_error FROM editions WHERE status = 'pending' "
+                "ORDER BY id LIMIT 1)").fetchone()[0],
         )
 
 
 _ARXIV = Verdict(True, 100.0, "arXiv id", "arxiv")
 _EXACT = Verdict(True, 100.0, "exact key", "exact")
 _NEW = Match(None, None)
+# A block that more papers than this are filed under ("paper number" in "Paper number 17")
+# is not looked through: it would make every such title a candidate of every other, and
+# the cost of a listing grow with the store. A title misspelt in a word of its only
+# other blocks is then missed (a repeat, never a lost paper).
+BLOCK_LIMIT = 64
 _CANDIDATE_COLUMNS = "id, title, abstract, arxiv_id"
 
 
@@ -336,6 +417,8 @@ class _StoredIndex:
         self.candidates: dict[int, Candidate] = {}
         # Papers this batch adds, made candidates only when a later listing needs one.
         self.added: dict[int, Paper] = {}
+        # Blocks filed under by more than BLOCK_LIMIT papers: they tell too little.
+        self.crowded: set[int] = set()
 
     @classmethod
     def fetch(cls, conn: sqlite3.Connection,
@@ -356,10 +439,14 @@ class _StoredIndex:
             if not (a and a in index.by_arxiv) and s.key not in index.by_key:
                 for block in s.blocks:
                     lengths.setdefault(block, []).append(len(s.key))
+        for block, count in _select_in(conn, "SELECT block, COUNT(*) FROM paper_blocks "
+                                       "WHERE block IN ({}) GROUP BY block", list(lengths)):
+            if count > BLOCK_LIMIT:
+                index.crowded.add(block)
         wanted: set[int] = set()
         for block, paper_id, length in _select_in(
                 conn, "SELECT block, paper_id, length FROM paper_blocks WHERE block IN ({})",
-                list(lengths)):
+                [b for b in lengths if b not in index.crowded]):
             if any(could_score(length, n) for n in lengths[block]):
                 index.by_block.setdefault(block, []).append(paper_id)
                 wanted.add(paper_id)
@@ -377,7 +464,8 @@ class _StoredIndex:
             if not (arxiv_id and exact.arxiv_id and exact.arxiv_id != arxiv_id):
                 return Match(exact, _EXACT)
         by_block = self.by_block
-        ids = {i for b in spelling.blocks if b in by_block for i in by_block[b]}
+        ids = {i for b in spelling.blocks
+               if b in by_block and len(by_block[b]) <= BLOCK_LIMIT for i in by_block[b]}
         if not ids:
             return _NEW
         return best_match(spelling, abstract, arxiv_id, [self._candidate(i) for i in sorted(ids)])
@@ -390,6 +478,8 @@ class _StoredIndex:
         self.by_key.setdefault(key, paper_id)
         by_block = self.by_block
         for block in spelling.blocks:
+            if block in self.crowded:
+                continue
             if block in by_block:
                 by_block[block].append(paper_id)
             else:

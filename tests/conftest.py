@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from smtp_servers import SmtpServers
 
 from digest.config import Config
 from digest.store import Store
@@ -35,6 +36,14 @@ def inbox(tmp_path: Path, seeds: list[Path]) -> Path:
 @pytest.fixture
 def config(tmp_path: Path, inbox: Path) -> Config:
     return Config(state_dir=tmp_path / "state", inbox=inbox, page_year=2024, lock_timeout=5)
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpServers]:
+    """Real SMTP servers (aiosmtpd) on 127.0.0.1: `smtp.start(Recorder(), ...)`."""
+    servers = SmtpServers()
+    yield servers
+    servers.stop_all()
 
 
 @pytest.fixture

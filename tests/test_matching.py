@@ -155,7 +155,7 @@ def test_a_version_1_store_is_rekeyed_and_blocked(tmp_path: Path) -> None:
     conn.close()
 
     store = Store(path)
-    assert store.schema_version == SCHEMA_VERSION == 2
+    assert store.schema_version == SCHEMA_VERSION == 3
     keys = [r[0] for r in store.db.execute("SELECT key FROM papers ORDER BY id")]
     # The two spellings that now share a key stay the two papers they were.
     assert keys == ["llmtimesmapreducesimplifiedlongsequenceprocessing",
@@ -166,3 +166,14 @@ def test_a_version_1_store_is_rekeyed_and_blocked(tmp_path: Path) -> None:
     assert match.paper is not None and match.verdict is not None
     assert (match.paper.id, match.verdict.kind) == (1, "fuzzy")
     store.close()
+
+
+def test_a_block_every_title_shares_is_not_looked_through(store: Store) -> None:
+    # "paper number" is a block of every title here; looked through, each listing would be
+    # judged against all before it.
+    papers = [Paper(f"Paper number {n}", "x") for n in range(3000)]
+    assert store.ingest_dump("a" * 64, "one", "test", papers, NOW).new == 3000
+    counts = store.ingest_dump("b" * 64, "two", "test", [Paper("Paper numbr 1717", "")], NOW)
+    assert counts.new == 0
+    (merge,) = store.merges()
+    assert merge.paper_title == "Paper number 1717"

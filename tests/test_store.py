@@ -64,3 +64,39 @@ def test_a_store_from_a_newer_release_is_refused(tmp_path: Path) -> None:
 
     with pytest.raises(DigestError, match="newer"):
         Store(path)
+
+
+def test_the_outbox_keeps_message_id_error_attempts_and_delivery_time(store: Store) -> None:
+    store.ingest_dump("1" * 64, "one.txt", "test", [Paper("A", "x")], NOW)
+    (paper,) = store.undelivered()
+    edition = store.create_edition([(paper.id, "T")], NOW, "<e1@example.com>")
+    store.record_failure(edition, "SMTP host:25: 451 4.3.0 later")
+    record = store.edition(edition)
+    assert record is not None
+    assert (record.status, record.message_id, record.last_error, record.attempts) == (
+        "pending", "<e1@example.com>", "SMTP host:25: 451 4.3.0 later", 1)
+    assert store.status().pending_error == "SMTP host:25: 451 4.3.0 later"
+    later = datetime(2025, 3, 2, 8, 0)
+    store.mark_delivered(edition, later)
+    record = store.edition(edition)
+    assert record is not None
+    assert (record.status, record.delivered_at, record.last_error, record.attempts) == (
+        "delivered", later.isoformat(), None, 2)
+    assert store.edition_message_id(edition, "<other@example.com>") == "<e1@example.com>"
+    with pytest.raises(sqlite3.IntegrityError):  # one Message-ID, one edition
+        store.create_edition([], NOW, "<e1@example.com>")
+
+
+def test_dumps_between_two_editions(store: Store) -> None:
+    days = [datetime(2025, 3, d, 8, 0) for d in (1, 2, 3)]
+    store.ingest_dump("a" * 64, "one.txt", "test", [Paper("A", "x")], days[0])
+    store.record_failed_dump("b" * 64, "bad.txt", "bad.txt: empty file", days[1])
+    store.ingest_dump("c" * 64, "three.txt", "test", [Paper("C", "x")], days[2])
+    first = store.create_edition([], days[0])
+    store.create_edition([], days[2])
+    assert [d.path for d in store.dumps_between(None, days[0])] == ["one.txt"]
+    between = store.dumps_between(store.previous_edition_created(first + 1), days[2])
+    assert [(d.path, d.status, d.error) for d in between] == [
+        ("bad.txt", "failed", "bad.txt: empty file"), ("three.txt", "ingested", None)]
+    assert store.last_dump_arrival(days[1]) == days[0]  # a failed dump is no arrival
+    assert store.last_edition_created() == days[2]

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from datetime import date
 
+from digest.dumps.clean import one_line
 from digest.errors import ParseError
 from digest.model import Paper, ParsedDump
 
@@ -22,6 +24,8 @@ _AUTHORS = re.compile(r"^•\s*(?P<n>\d+)\s+authors?$")
 _META_DATE = re.compile(
     rf"^{_MONTH} (?P<day>\d{{1,2}})(?:, (?P<year>\d{{4}}))?(?: (?P<upvotes>\d+))?$")
 _MAX_TITLE = 1000
+# Far beyond any real abstract: such a line is garbage, refused before it is cleaned.
+_MAX_LINE = 100_000
 
 
 def looks_like_page_text(head: str) -> bool:
@@ -38,8 +42,8 @@ def parse_page_text(text: str, *, reference: date, page_year: int | None = None)
     which year that is; without it, the page date is taken as the last such date on or
     before `reference` (the file's modification date).
     """
-    lines = [(n, ln.strip()) for n, ln in enumerate(
-        text.lstrip("\ufeff").splitlines(), 1) if ln.strip()]
+    # one_line also drops control characters: nothing from a dump reaches a reader raw.
+    lines = [(n, ln) for n, ln in _clean_lines(text) if ln]
     page_date, body = _split_header(lines, reference, page_year)
     papers: list[Paper] = []
     i = 0
@@ -59,6 +63,13 @@ def parse_page_text(text: str, *, reference: date, page_year: int | None = None)
         papers.append(Paper(title=title, abstract=abstract, authors_count=authors_count,
                             published=published, upvotes=upvotes))
     return ParsedDump(format=FORMAT, papers=tuple(papers), page_date=page_date)
+
+
+def _clean_lines(text: str) -> Iterator[tuple[int, str]]:
+    for number, line in enumerate(text.lstrip("\ufeff").splitlines(), 1):
+        if len(line) > _MAX_LINE:
+            raise ParseError(f"a line of {len(line)} characters: not a listing", line=number)
+        yield number, one_line(line)
 
 
 def _split_header(lines: list[tuple[int, str]], reference: date,
