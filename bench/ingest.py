@@ -398,7 +398,9 @@ def memory_table(args: argparse.Namespace, vocab: Vocabulary) -> None:
                           for _ in range(args.repeat)])
         shutil.rmtree(dumps.folder)
         print(f"| {papers:,} | {result['papers'] / result['seconds']:,.0f} "
-              f"| {result['rss_mb']:.0f} | {result['errors'] or ''}", flush=True)
+              f"| {result['rss_mb']:.0f} |", flush=True)
+        if result["errors"]:
+            print(f"  errors: {result['errors']}", file=sys.stderr)
 
 
 if __name__ == "__main__":
