@@ -19,6 +19,7 @@ from digest.daemon import configure_logging, cron_schedule, interval_schedule, s
 from digest.deliver import sender_from_config
 from digest.dumps import OnBytes
 from digest.errors import ConfigError, DigestError
+from digest.identity import Candidate, Verdict, title_key
 from digest.model import DumpResult
 from digest.outbox import EditionReport
 from digest.pipeline import (
@@ -289,3 +290,46 @@ def daemon(ctx: click.Context, cron: str | None, interval: float | None,
     configure_logging(-1 if quiet else verbose)
     serve(config, schedule, lambda: run_job(config, list(inbox) or None),
           list(inbox) or [config.inbox_dir])
+
+
+@main.command()
+@click.argument("title")
+@click.option("--abstract", default="", help="The listing's abstract, to confirm or veto.")
+@click.option("--arxiv", "arxiv_id", help="The listing's arXiv id, where a source gives one.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.pass_context
+@_guarded
+def why(ctx: click.Context, title: str, abstract: str, arxiv_id: str | None,
+        as_json: bool) -> None:
+    """Which stored paper TITLE would join, and why: arXiv id, exact key, fuzzy score, or
+    new (with the closest paper turned down and the veto that turned it down)."""
+    config = _config(ctx)
+    with open_store(config.store_path) as store:
+        match = store.explain(title, abstract, arxiv_id)
+        merges = store.merges(match.paper.id) if match.paper else []
+    key = title_key(title)
+    if as_json:
+        click.echo(json.dumps({
+            "title": title, "key": key,
+            "paper": _candidate_json(match.paper, match.verdict),
+            "closest_rejected": _candidate_json(match.closest, match.closest_verdict),
+            "merges": [asdict(m) for m in merges]}, indent=2))
+        return
+    click.echo(f"key: {key}")
+    if match.paper and match.verdict:
+        click.echo(f"paper #{match.paper.id}: {match.paper.title}")
+        click.echo(f"  by {match.verdict.kind}: {match.verdict.reason}")
+    else:
+        click.echo("new: no stored paper is this title")
+    if match.closest and match.closest_verdict:
+        click.echo(f"closest turned down: #{match.closest.id}: {match.closest.title}")
+        click.echo(f"  {match.closest_verdict.reason}")
+    for m in merges:
+        click.echo(f"merged before: {m.title!r} (score {m.score:.1f}, from {m.dump})")
+
+
+def _candidate_json(paper: Candidate | None, verdict: Verdict | None) -> dict[str, Any] | None:
+    if paper is None or verdict is None:
+        return None
+    return {"id": paper.id, "title": paper.title, "kind": verdict.kind,
+            "score": round(verdict.score, 1), "reason": verdict.reason}

@@ -9,14 +9,26 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from itertools import islice
 from pathlib import Path
+from typing import Any
 
 import sqlite_utils
 
-from digest.identity import title_key
+from digest.identity import (
+    Candidate,
+    Match,
+    Spelling,
+    Verdict,
+    best_match,
+    could_score,
+    normalise,
+    title_blocks,
+    title_key,
+)
 from digest.model import EditionRecord, Paper, StoredPaper
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 # One list of statements per schema version; a store at version N runs the lists after N.
 # Never edit a released entry: add a new one.
@@ -90,6 +102,33 @@ _MIGRATIONS: list[list[str]] = [
             key TEXT PRIMARY KEY,
             value TEXT NOT NULL)""",
     ],
+    # 4: fuzzy identity.
+    [
+        # Keys under the richer fold (LaTeX, Greek letters, accents, hyphens, quotes).
+        # Two stored papers that now fold to one key stay two: the later keeps its old key.
+        "UPDATE OR IGNORE papers SET key = title_key(title)",
+        # The blocks each paper is filed under for fuzzy matching (identity.title_blocks),
+        # with the length of its key: a title too much longer or shorter cannot score
+        # enough, so it is turned down without reading its row. No foreign key: it is an
+        # index the store keeps, and checking one costs every insert.
+        """CREATE TABLE paper_blocks (
+            block INTEGER NOT NULL,
+            paper_id INTEGER NOT NULL,
+            length INTEGER NOT NULL,
+            PRIMARY KEY (block, paper_id)) WITHOUT ROWID""",
+        """INSERT OR IGNORE INTO paper_blocks (block, paper_id, length)
+           SELECT b.value, p.id, length(title_key(p.title))
+           FROM papers p, json_each(title_blocks(p.title)) b""",
+        # Every fuzzy merge: the title as a dump spelt it, the score, the paper it joined.
+        """CREATE TABLE merges (
+            id INTEGER PRIMARY KEY,
+            dump_id INTEGER NOT NULL REFERENCES dumps(id),
+            paper_id INTEGER NOT NULL REFERENCES papers(id),
+            title TEXT NOT NULL,
+            score REAL NOT NULL,
+            reason TEXT NOT NULL)""",
+        "CREATE INDEX merges_paper ON merges(paper_id)",
+    ],
 ]
 
 
@@ -97,6 +136,18 @@ _MIGRATIONS: list[list[str]] = [
 class IngestCounts:
     papers: int
     new: int
+
+
+@dataclass(frozen=True)
+class MergeRecord:
+    """A title that joined a stored paper by fuzzy match: as seen, scored, and where."""
+
+    title: str
+    score: float
+    reason: str
+    paper_id: int
+    paper_title: str
+    dump: str
 
 
 @dataclass(frozen=True)
@@ -119,6 +170,7 @@ class Status:
     failed_dumps: int
     editions: int
     pending_editions: int
+    fuzzy_merges: int
     # Why the oldest pending edition has not gone out yet.
     pending_error: str | None = None
 
@@ -133,6 +185,12 @@ class Store:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA busy_timeout=30000")
         self.db.execute("PRAGMA foreign_keys=ON")
+        # Blocks and keys are looked up at random: a page cache of 64 MB keeps the hot
+        # parts of their indexes of a million papers in memory (the default is 2 MB).
+        self.db.execute("PRAGMA cache_size=-65536")
+        # Migrations re-key stored titles with the same fold new titles get.
+        self.db.conn.create_function("title_key", 1, title_key, deterministic=True)
+        self.db.conn.create_function("title_blocks", 1, _blocks_json, deterministic=True)
         self._migrate()
 
     def close(self) -> None:
@@ -172,63 +230,46 @@ class Store:
                 [sha256, path, error, now.isoformat()])
 
     def ingest_dump(self, sha256: str, path: str, fmt: str, papers: Iterable[Paper],
-                    now: datetime) -> IngestCounts:
-        """Save a parsed dump in one transaction: all of its papers and sightings, or none."""
+                    now: datetime, *, batch_size: int = 500) -> IngestCounts:
+        """Save a parsed dump in one transaction: all of its papers and sightings, or none.
+
+        Papers are matched and written `batch_size` at a time: one query per batch for
+        each of arXiv ids, exact keys and blocks, then one executemany per table, so the
+        cost per paper stays flat however large the store, and memory stays flat however
+        large the dump.
+        """
         with self.db.atomic():
             self.db.execute("DELETE FROM dumps WHERE sha256 = ? AND status = 'failed'", [sha256])
-            dump_id = self.db.execute(
+            dump_id = _rowid(self.db.execute(
                 "INSERT INTO dumps (sha256, path, format, status, seen_at) "
-                "VALUES (?, ?, ?, 'ingested', ?)", [sha256, path, fmt, now.isoformat()]).lastrowid
+                "VALUES (?, ?, ?, 'ingested', ?)", [sha256, path, fmt, now.isoformat()]))
+            batch = _Batch(self.db.conn, dump_id, now, self._next_paper_id())
             total = new = 0
-            for rank, paper in enumerate(papers, 1):
-                total += 1
-                paper_id, created = self._save_paper(paper, now)
-                new += created
-                self.db.execute(
-                    "INSERT OR IGNORE INTO sightings (paper_id, dump_id, rank, upvotes, title) "
-                    "VALUES (?, ?, ?, ?, ?)", [paper_id, dump_id, rank, paper.upvotes, paper.title])
+            for chunk in _chunks(papers, batch_size):
+                new += batch.ingest(chunk, first_rank=total + 1)
+                total += len(chunk)
             self.db.execute("UPDATE dumps SET papers = ?, new = ? WHERE id = ?",
                             [total, new, dump_id])
         return IngestCounts(total, new)
 
-    def _find_paper(self, paper: Paper) -> int | None:
-        if paper.arxiv_id:
-            row = self.db.execute("SELECT id FROM papers WHERE arxiv_id = ?",
-                                  [paper.arxiv_id]).fetchone()
-            if row:
-                return int(row[0])
-        row = self.db.execute("SELECT id FROM papers WHERE key = ?",
-                              [title_key(paper.title)]).fetchone()
-        return int(row[0]) if row else None
+    def _next_paper_id(self) -> int:
+        return int(self.db.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM papers").fetchone()[0])
 
-    def _save_paper(self, paper: Paper, now: datetime) -> tuple[int, bool]:
-        """Insert a new paper, or merge a sighting into the one it is; True when new."""
-        paper_id = self._find_paper(paper)
-        if paper_id is None:
-            cursor = self.db.execute(
-                """INSERT INTO papers (key, title, abstract, authors, authors_count, published,
-                       upvotes, arxiv_id, url, categories, first_seen)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-                [title_key(paper.title), paper.title, paper.abstract, json.dumps(paper.authors),
-                 paper.authors_count, _iso(paper.published), paper.upvotes, paper.arxiv_id,
-                 paper.url, json.dumps(paper.categories), now.isoformat()])
-            return _rowid(cursor), True
-        # What one source lacks another may give: fill gaps, keep the highest upvotes.
-        self.db.execute(
-            """UPDATE papers SET
-                   abstract = CASE WHEN abstract = '' THEN ? ELSE abstract END,
-                   authors = CASE WHEN authors = '[]' THEN ? ELSE authors END,
-                   authors_count = COALESCE(authors_count, ?),
-                   published = COALESCE(published, ?),
-                   upvotes = MAX(COALESCE(upvotes, ?), COALESCE(?, upvotes)),
-                   arxiv_id = COALESCE(arxiv_id, ?),
-                   url = COALESCE(url, ?),
-                   categories = CASE WHEN categories = '[]' THEN ? ELSE categories END
-               WHERE id = ?""",
-            [paper.abstract, json.dumps(paper.authors), paper.authors_count,
-             _iso(paper.published), paper.upvotes, paper.upvotes, paper.arxiv_id, paper.url,
-             json.dumps(paper.categories), paper_id])
-        return paper_id, False
+    def explain(self, title: str, abstract: str = "", arxiv_id: str | None = None) -> Match:
+        """Which stored paper a title would join, and why; what `digest why` prints."""
+        spelling = Spelling.of(title)
+        index = _StoredIndex.fetch(self.db.conn, [(spelling, arxiv_id)])
+        return index.match(spelling, abstract, arxiv_id)
+
+    def merges(self, paper_id: int | None = None) -> list[MergeRecord]:
+        """The fuzzy merges recorded, oldest first: every title that joined a paper it did
+        not spell exactly."""
+        where, params = ("WHERE m.paper_id = ?", [paper_id]) if paper_id else ("", [])
+        rows = self.db.execute(
+            f"""SELECT m.title, m.score, m.reason, m.paper_id, p.title, d.path
+                FROM merges m JOIN papers p ON p.id = m.paper_id
+                JOIN dumps d ON d.id = m.dump_id {where} ORDER BY m.id""", params).fetchall()
+        return [MergeRecord(*row) for row in rows]
 
     # -- papers --------------------------------------------------------------------------
 
@@ -383,10 +424,212 @@ class Store:
             failed_dumps=count("SELECT COUNT(*) FROM dumps WHERE status = 'failed'"),
             editions=count("SELECT COUNT(*) FROM editions"),
             pending_editions=count("SELECT COUNT(*) FROM editions WHERE status = 'pending'"),
+            fuzzy_merges=count("SELECT COUNT(*) FROM merges"),
             pending_error=self.db.execute(
                 "SELECT (SELECT last_error FROM editions WHERE status = 'pending' "
                 "ORDER BY id LIMIT 1)").fetchone()[0],
         )
+
+
+_ARXIV = Verdict(True, 100.0, "arXiv id", "arxiv")
+_EXACT = Verdict(True, 100.0, "exact key", "exact")
+_NEW = Match(None, None)
+# A block that more papers than this are filed under ("paper number" in "Paper number 17")
+# is not looked through: it would make every such title a candidate of every other, and
+# the cost of a listing grow with the store. A title misspelt in a word of its only
+# other blocks is then missed (a repeat, never a lost paper).
+BLOCK_LIMIT = 64
+_CANDIDATE_COLUMNS = "id, title, abstract, arxiv_id"
+
+
+class _StoredIndex:
+    """What the store knows of one batch's titles: the papers their arXiv ids, exact keys
+    and blocks lead to, fetched in one query each, plus the papers the batch itself adds."""
+
+    def __init__(self) -> None:
+        self.by_arxiv: dict[str, int] = {}
+        self.by_key: dict[str, int] = {}
+        self.by_block: dict[int, list[int]] = {}
+        self.candidates: dict[int, Candidate] = {}
+        # Papers this batch adds, made candidates only when a later listing needs one.
+        self.added: dict[int, Paper] = {}
+        # Blocks filed under by more than BLOCK_LIMIT papers: they tell too little.
+        self.crowded: set[int] = set()
+
+    @classmethod
+    def fetch(cls, conn: sqlite3.Connection,
+              listings: list[tuple[Spelling, str | None]]) -> _StoredIndex:
+        index = cls()
+        arxiv_ids = list({a for _, a in listings if a})
+        for row in _select_in(conn, f"SELECT {_CANDIDATE_COLUMNS} FROM papers "
+                              "WHERE arxiv_id IN ({})", arxiv_ids):
+            index.by_arxiv[row[3]] = row[0]
+            index.candidates[row[0]] = Candidate(*row)
+        keys = list({s.key for s, a in listings if not (a and a in index.by_arxiv)})
+        for row in _select_in(conn, f"SELECT {_CANDIDATE_COLUMNS}, key FROM papers "
+                              "WHERE key IN ({})", keys):
+            index.by_key[row[4]] = row[0]
+            index.candidates[row[0]] = Candidate(*row[:4])
+        lengths: dict[int, list[int]] = {}
+        for s, a in listings:
+            if not (a and a in index.by_arxiv) and s.key not in index.by_key:
+                for block in s.blocks:
+                    lengths.setdefault(block, []).append(len(s.key))
+        for block, count in _select_in(conn, "SELECT block, COUNT(*) FROM paper_blocks "
+                                       "WHERE block IN ({}) GROUP BY block", list(lengths)):
+            if count > BLOCK_LIMIT:
+                index.crowded.add(block)
+        wanted: set[int] = set()
+        for block, paper_id, length in _select_in(
+                conn, "SELECT block, paper_id, length FROM paper_blocks WHERE block IN ({})",
+                [b for b in lengths if b not in index.crowded]):
+            if any(could_score(length, n) for n in lengths[block]):
+                index.by_block.setdefault(block, []).append(paper_id)
+                wanted.add(paper_id)
+        for row in _select_in(conn, f"SELECT {_CANDIDATE_COLUMNS} FROM papers "
+                              "WHERE id IN ({})", sorted(wanted - index.candidates.keys())):
+            index.candidates[row[0]] = Candidate(*row)
+        return index
+
+    def match(self, spelling: Spelling, abstract: str, arxiv_id: str | None) -> Match:
+        if arxiv_id and arxiv_id in self.by_arxiv:
+            return Match(self._candidate(self.by_arxiv[arxiv_id]), _ARXIV)
+        exact_id = self.by_key.get(spelling.key)
+        if exact_id is not None:
+            exact = self._candidate(exact_id)
+            if not (arxiv_id and exact.arxiv_id and exact.arxiv_id != arxiv_id):
+                return Match(exact, _EXACT)
+        by_block = self.by_block
+        ids = {i for b in spelling.blocks
+               if b in by_block and len(by_block[b]) <= BLOCK_LIMIT for i in by_block[b]}
+        if not ids:
+            return _NEW
+        return best_match(spelling, abstract, arxiv_id, [self._candidate(i) for i in sorted(ids)])
+
+    def add(self, paper_id: int, spelling: Spelling, key: str, paper: Paper) -> None:
+        """File a paper this batch creates, so that a later listing of it finds it."""
+        self.added[paper_id] = paper
+        if paper.arxiv_id:
+            self.by_arxiv[paper.arxiv_id] = paper_id
+        self.by_key.setdefault(key, paper_id)
+        by_block = self.by_block
+        for block in spelling.blocks:
+            if block in self.crowded:
+                continue
+            if block in by_block:
+                by_block[block].append(paper_id)
+            else:
+                by_block[block] = [paper_id]
+
+    def _candidate(self, paper_id: int) -> Candidate:
+        if paper_id not in self.candidates:
+            paper = self.added[paper_id]
+            self.candidates[paper_id] = Candidate(paper_id, paper.title, paper.abstract,
+                                                  paper.arxiv_id)
+        return self.candidates[paper_id]
+
+
+class _Batch:
+    """Match and write the papers of one dump a batch at a time, inside its transaction."""
+
+    def __init__(self, conn: sqlite3.Connection, dump_id: int, now: datetime,
+                 next_id: int) -> None:
+        self.conn = conn
+        self.dump_id = dump_id
+        self.now = now.isoformat()
+        self.next_id = next_id
+
+    def ingest(self, papers: list[Paper], first_rank: int) -> int:
+        """Match, insert and merge one batch; returns how many papers were new."""
+        spellings = [Spelling.of(p.title) for p in papers]
+        index = _StoredIndex.fetch(self.conn, [(s, p.arxiv_id)
+                                               for s, p in zip(spellings, papers, strict=True)])
+        inserts: list[tuple[object, ...]] = []
+        blocks: list[tuple[int, int, int]] = []
+        updates: list[tuple[object, ...]] = []
+        merges: list[tuple[object, ...]] = []
+        sightings: list[tuple[object, ...]] = []
+        for rank, (spelling, paper) in enumerate(zip(spellings, papers, strict=True),
+                                                 first_rank):
+            match = index.match(spelling, paper.abstract, paper.arxiv_id)
+            if match.paper is None or match.verdict is None:
+                paper_id, key = self.next_id, spelling.key
+                self.next_id += 1
+                if key in index.by_key:  # same title, another arXiv id: another paper
+                    key = f"{key}#{paper.arxiv_id}"
+                index.add(paper_id, spelling, key, paper)
+                inserts.append(_paper_row(paper_id, key, paper, self.now))
+                blocks.extend((b, paper_id, len(key)) for b in spelling.blocks)
+            else:
+                paper_id = match.paper.id
+                updates.append(_merge_row(paper_id, paper))
+                if match.verdict.kind == "fuzzy":
+                    merges.append((self.dump_id, paper_id, paper.title, match.verdict.score,
+                                   match.verdict.reason))
+            sightings.append((paper_id, self.dump_id, rank, paper.upvotes, paper.title))
+        self.conn.executemany(_INSERT_PAPER, inserts)
+        # In index order: neighbouring inserts touch neighbouring pages of a large index.
+        blocks.sort()
+        self.conn.executemany("INSERT OR IGNORE INTO paper_blocks (block, paper_id, length) "
+                              "VALUES (?, ?, ?)", blocks)
+        self.conn.executemany(_MERGE_PAPER, updates)
+        self.conn.executemany("INSERT INTO merges (dump_id, paper_id, title, score, reason) "
+                              "VALUES (?, ?, ?, ?, ?)", merges)
+        self.conn.executemany("INSERT OR IGNORE INTO sightings (paper_id, dump_id, rank, "
+                              "upvotes, title) VALUES (?, ?, ?, ?, ?)", sightings)
+        return len(inserts)
+
+
+_INSERT_PAPER = """INSERT INTO papers (id, key, title, abstract, authors, authors_count,
+    published, upvotes, arxiv_id, url, categories, first_seen)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
+# What one source lacks another may give: fill gaps, keep the highest upvotes.
+_MERGE_PAPER = """UPDATE papers SET
+    abstract = CASE WHEN abstract = '' THEN ? ELSE abstract END,
+    authors = CASE WHEN authors = '[]' THEN ? ELSE authors END,
+    authors_count = COALESCE(authors_count, ?),
+    published = COALESCE(published, ?),
+    upvotes = MAX(COALESCE(upvotes, ?), COALESCE(?, upvotes)),
+    arxiv_id = COALESCE(arxiv_id, ?),
+    url = COALESCE(url, ?),
+    categories = CASE WHEN categories = '[]' THEN ? ELSE categories END
+    WHERE id = ?"""
+
+
+def _paper_row(paper_id: int, key: str, paper: Paper, now: str) -> tuple[object, ...]:
+    return (paper_id, key, paper.title, paper.abstract, _json_list(paper.authors),
+            paper.authors_count, _iso(paper.published), paper.upvotes, paper.arxiv_id,
+            paper.url, _json_list(paper.categories), now)
+
+
+def _merge_row(paper_id: int, paper: Paper) -> tuple[object, ...]:
+    return (paper.abstract, _json_list(paper.authors), paper.authors_count,
+            _iso(paper.published), paper.upvotes, paper.upvotes, paper.arxiv_id, paper.url,
+            _json_list(paper.categories), paper_id)
+
+
+def _json_list(items: tuple[str, ...]) -> str:
+    # Most formats give no authors or categories: skip the encoder for the common case.
+    return json.dumps(items) if items else "[]"
+
+
+def _select_in(conn: sqlite3.Connection, sql: str, values: list[Any]) -> list[tuple[Any, ...]]:
+    """Run a `... IN ({})` query over many values, a bound parameter each."""
+    rows: list[tuple[Any, ...]] = []
+    for start in range(0, len(values), _MAX_PARAMS):
+        part = values[start:start + _MAX_PARAMS]
+        rows.extend(conn.execute(sql.format(",".join("?" * len(part))), part).fetchall())
+    return rows
+
+
+# Well under SQLite's limit on bound parameters (32766 since 3.32).
+_MAX_PARAMS = 10_000
+
+
+def _chunks(items: Iterable[Paper], size: int) -> Iterator[list[Paper]]:
+    iterator = iter(items)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
 
 
 @contextmanager
@@ -396,6 +639,10 @@ def open_store(path: Path) -> Iterator[Store]:
         yield store
     finally:
         store.close()
+
+
+def _blocks_json(title: str) -> str:
+    return json.dumps(title_blocks(normalise(title)))
 
 
 def _rowid(cursor: sqlite3.Cursor) -> int:

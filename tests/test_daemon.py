@@ -217,10 +217,10 @@ def test_a_store_from_before_the_schedule_migrates_with_its_papers(
         tmp_path: Path, seeds: list[Path]) -> None:
     path = tmp_path / "state" / "digest.db"
     CliRunner().invoke(main, ["--state-dir", str(tmp_path / "state"), "ingest", str(seeds[0])])
-    with sqlite3.connect(path) as db:  # back to the version before: no schedule tables
-        db.execute("DROP TABLE schedule_slots")
-        db.execute("DROP TABLE daemon_state")
-        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION - 1}")
+    with sqlite3.connect(path) as db:  # back to version 2, before the schedule tables
+        for table in ("schedule_slots", "daemon_state", "paper_blocks", "merges"):
+            db.execute(f"DROP TABLE {table}")
+        db.execute("PRAGMA user_version = 2")
     with open_store(path) as store:
         assert store.schema_version == SCHEMA_VERSION
         assert store.status().papers == 100

@@ -1,0 +1,179 @@
+"""The store's matching on real SQLite files: re-spelled seed titles join their papers,
+near misses stay new, merges are recorded and explained, arXiv ids decide, old stores
+migrate."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from datetime import datetime
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from digest.cli import main
+from digest.dumps import parse_dump, read_dump
+from digest.identity import title_key
+from digest.model import Paper
+from digest.store import _MIGRATIONS, SCHEMA_VERSION, Store
+
+DATA = Path(__file__).resolve().parent / "data"
+NOW = datetime(2025, 3, 1, 8, 0)
+HEADER = ("new\n\nGet trending papers in your email inbox!\n\nSubscribe\n\n"
+          "byAK and the research community\n\nNov 20\n\n")
+
+
+def run(state: Path, *args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, ["--state-dir", str(state), *args])
+    return result.exit_code, result.stdout
+
+
+def write_page(path: Path, listings: list[tuple[str, str]]) -> Path:
+    """A dump in the page-text format of samples/."""
+    body = "".join(f"{title}\n\n{abstract}\n\n  • 3 authors\n·\nNov 19 4\n\n"
+                   for title, abstract in listings)
+    path.write_text(HEADER + body, encoding="utf-8")
+    return path
+
+
+def test_respelled_seeds_join_their_papers_and_only_near_misses_are_new(
+        tmp_path: Path, seeds: list[Path]) -> None:
+    state = tmp_path / "state"
+    code, out = run(state, "ingest", *map(str, seeds), "--year", "2024", "--json")
+    assert code == 0
+    # The seed abstracts, as a second source would list them.
+    abstracts = {p.title: p.abstract for dump in seeds
+                 for p in parse_dump(read_dump(dump), page_year=2024).papers}
+    cases = json.loads((DATA / "identity_cases.json").read_text(encoding="utf-8"))
+    respelled = [(c["variant"], abstracts[c["stored"]]) for c in cases["merge"]
+                 if c["stored"] in abstracts and "\n" not in c["variant"]]
+    near = [(c["variant"], c["abstract"]) for c in cases["distinct"]
+            if c["kind"] != "real-pair" and c["stored"] in abstracts and "abstract" in c]
+    listings = [x for pair in zip(respelled, near * 5, strict=False) for x in pair]
+    listings += respelled[len(near) * 5:]
+    write_page(tmp_path / "respelled.txt", listings)
+
+    code, out = run(state, "ingest", str(tmp_path / "respelled.txt"), "--year", "2024",
+                    "--json")
+    assert code == 0
+    near_keys = {title_key(t) for t, _ in near}
+    (dump,) = json.loads(out)["dumps"]
+    assert (dump["papers"], dump["new"]) == (len(listings), len(near_keys))
+    _, status = run(state, "status", "--json")
+    counts = json.loads(status)
+    assert counts["papers"] == 354 + len(near_keys)
+    seed_keys = {title_key(s) for s in abstracts}
+    fuzzy = {t for t, _ in respelled if title_key(t) not in seed_keys}
+    assert counts["fuzzy_merges"] == len(fuzzy) > 100
+
+
+def test_the_two_physics_parts_stay_two_papers(store: Store) -> None:
+    store.ingest_dump("a" * 64, "one", "test", [
+        Paper("Physics of Language Models: Part 3.1, Knowledge Storage and Extraction", "a"),
+        Paper("Physics of Language Models: Part 3.3, Knowledge Capacity Scaling Laws", "b"),
+        Paper("Physics of Language Models: Part 3.1, Knowledge Storage and Extraction", "a"),
+    ], NOW)
+    assert store.status().papers == 2
+
+
+def test_a_fuzzy_merge_is_recorded_and_explained(store: Store, tmp_path: Path) -> None:
+    title = "Retrieval Helps or Hurts? A Deeper Dive into the Efficacy of Retrieval Augmentation"
+    store.ingest_dump("a" * 64, "first.txt", "test", [Paper(title, "x")], NOW)
+    seen = title.replace("Retrieval Aug", "Retrival Aug")
+    counts = store.ingest_dump("b" * 64, "second.txt", "test", [Paper(seen, "")], NOW)
+    assert counts.new == 0
+    (merge,) = store.merges()
+    assert (merge.title, merge.paper_title, merge.dump) == (seen, title, "second.txt")
+    assert 95 < merge.score < 100 and "misspelt" in merge.reason
+    assert store.status().fuzzy_merges == 1
+    assert store.explain(seen).verdict.kind == "fuzzy"  # type: ignore[union-attr]
+    assert store.explain(title.upper()).verdict.kind == "exact"  # type: ignore[union-attr]
+
+
+def test_the_arxiv_id_is_the_identity(store: Store) -> None:
+    store.ingest_dump("a" * 64, "one", "test", [
+        Paper("Attention Is All You Need", "a", arxiv_id="1706.03762"),
+        Paper("Attention is all you need (v2)", "a", arxiv_id="1706.03762"),
+        Paper("Attention Is All You Need", "b", arxiv_id="2401.00001"),
+        Paper("Attention Is All You Need.", "b"),
+    ], NOW)
+    assert store.status().papers == 2
+    by_arxiv = {p.arxiv_id: p.dumps for p in store.undelivered()}
+    assert set(by_arxiv) == {"1706.03762", "2401.00001"}
+
+
+def test_a_title_match_fills_the_arxiv_id(store: Store) -> None:
+    store.ingest_dump("a" * 64, "one", "test", [Paper("Orca 2: Teaching Small Models", "a")],
+                      NOW)
+    store.ingest_dump("b" * 64, "two", "test",
+                      [Paper("ORCA 2 - Teaching Small Models", "a", arxiv_id="2311.11045")], NOW)
+    (paper,) = store.undelivered()
+    assert (paper.arxiv_id, paper.dumps) == ("2311.11045", 2)
+
+
+def test_spellings_meet_across_and_within_batches(store: Store) -> None:
+    title = "Unleashing the Power of Pre-trained Language Models for Offline Reinforcement Learning"
+    papers = [Paper(title, "a"), Paper("Some Other Paper Entirely", "b"),
+              Paper(title.replace("Offline", "Oflfine"), "a"), Paper(title.lower() + ".", "a"),
+              Paper(title.replace("Power", "Powr"), "a")]
+    counts = store.ingest_dump("a" * 64, "one", "test", papers, NOW, batch_size=2)
+    assert (counts.papers, counts.new) == (5, 2)
+    counts = store.ingest_dump("b" * 64, "two", "test", papers, NOW, batch_size=500)
+    assert counts.new == 0
+    assert store.status().fuzzy_merges == 4
+
+
+def test_digest_why_says_which_paper_and_why(tmp_path: Path, seeds: list[Path]) -> None:
+    state = tmp_path / "state"
+    run(state, "ingest", *map(str, seeds), "--year", "2024")
+    code, out = run(state, "why", "Physics of Language Models: Part 3.2, Knowledge Storage "
+                    "and Extraction")
+    assert code == 0
+    assert "new: no stored paper" in out
+    assert "closest turned down" in out and "numbers differ: 3.2 vs 3.1" in out
+    code, out = run(state, "why", "PHYSICS OF LANGUAGE MODELS - PART 3.1, KNOWLEDGE STORAGE "
+                    "AND EXTRACTON", "--json")
+    report = json.loads(out)
+    assert report["paper"]["title"] == ("Physics of Language Models: Part 3.1, Knowledge "
+                                        "Storage and Extraction")
+    assert report["paper"]["kind"] == "fuzzy" and 95 < report["paper"]["score"] < 100
+
+
+def test_a_version_1_store_is_rekeyed_and_blocked(tmp_path: Path) -> None:
+    path = tmp_path / "digest.db"
+    conn = sqlite3.connect(path)
+    for sql in _MIGRATIONS[0]:
+        conn.execute(sql)
+    old = [("llm times mapreduce simplified long sequence processing",
+            "LLM$\\times$MapReduce: Simplified Long-Sequence Processing"),
+           ("pre trained models are robust", "Pre-trained Models are Robust"),
+           ("pretrained models are robust", "Pretrained Models are Robust")]
+    conn.executemany("INSERT INTO papers (key, title, first_seen) VALUES (?, ?, '2024-01-01')",
+                     old)
+    conn.execute("PRAGMA user_version = 1")
+    conn.commit()
+    conn.close()
+
+    store = Store(path)
+    assert store.schema_version == SCHEMA_VERSION == 4
+    keys = [r[0] for r in store.db.execute("SELECT key FROM papers ORDER BY id")]
+    # The two spellings that now share a key stay the two papers they were.
+    assert keys == ["llmtimesmapreducesimplifiedlongsequenceprocessing",
+                    "pretrainedmodelsarerobust", "pretrained models are robust"]
+    match = store.explain("LLMtimesMapReduce: Simplified Long-Sequence Processing")
+    assert match.paper is not None and match.paper.id == 1
+    match = store.explain("LLM$\\times$MapReduce: Simplified Long-Sequence Procesing")
+    assert match.paper is not None and match.verdict is not None
+    assert (match.paper.id, match.verdict.kind) == (1, "fuzzy")
+    store.close()
+
+
+def test_a_block_every_title_shares_is_not_looked_through(store: Store) -> None:
+    # "paper number" is a block of every title here; looked through, each listing would be
+    # judged against all before it.
+    papers = [Paper(f"Paper number {n}", "x") for n in range(3000)]
+    assert store.ingest_dump("a" * 64, "one", "test", papers, NOW).new == 3000
+    counts = store.ingest_dump("b" * 64, "two", "test", [Paper("Paper numbr 1717", "")], NOW)
+    assert counts.new == 0
+    (merge,) = store.merges()
+    assert merge.paper_title == "Paper number 1717"
