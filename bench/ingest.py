@@ -166,7 +166,7 @@ def build_stores(work: Path, size: int, vocab: Vocabulary) -> tuple[Path, Path]:
     with SQL rather than through matching, which a store that size never needs."""
     # A store is filed under the versions of the fold and the schema that built it.
     fold = hashlib.sha256(b"".join((REPO / "digest" / name).read_bytes()
-                                   for name in ("identity.py", "store.py"))).hexdigest()[:8]
+                                   for name in ("identity.py", "store/schema.py"))).hexdigest()[:8]
     fuzzy, bare = work / f"store-{size}-{fold}.db", work / f"bare-{size}.db"
     if fuzzy.exists() and bare.exists():
         return fuzzy, bare

@@ -1,0 +1,218 @@
+"""Matching a dump's papers against the store and writing them, a batch at a time: the
+stored papers a batch's titles may be, fetched in one query each, and the rows it writes."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator
+from datetime import date, datetime
+from itertools import islice
+from typing import Any
+
+from digest.identity import Candidate, Match, Spelling, Verdict, best_match, could_score
+from digest.model import Paper
+
+_ARXIV = Verdict(True, 100.0, "arXiv id", "arxiv")
+_EXACT = Verdict(True, 100.0, "exact key", "exact")
+_NEW = Match(None, None)
+# A block that more papers than this are filed under ("paper number" in "Paper number 17")
+# is not looked through: it would make every such title a candidate of every other, and
+# the cost of a listing grow with the store. A title misspelt in a word of its only
+# other blocks is then missed (a repeat, never a lost paper).
+BLOCK_LIMIT = 64
+_CANDIDATE_COLUMNS = "id, title, abstract, arxiv_id"
+
+
+class _StoredIndex:
+    """What the store knows of one batch's titles: the papers their arXiv ids, exact keys
+    and blocks lead to, fetched in one query each, plus the papers the batch itself adds."""
+
+    def __init__(self) -> None:
+        self.by_arxiv: dict[str, int] = {}
+        self.by_key: dict[str, int] = {}
+        self.by_block: dict[int, list[int]] = {}
+        self.candidates: dict[int, Candidate] = {}
+        # Papers this batch adds, made candidates only when a later listing needs one.
+        self.added: dict[int, Paper] = {}
+        # Blocks filed under by more than BLOCK_LIMIT papers: they tell too little.
+        self.crowded: set[int] = set()
+
+    @classmethod
+    def fetch(cls, conn: sqlite3.Connection,
+              listings: list[tuple[Spelling, str | None]]) -> _StoredIndex:
+        index = cls()
+        arxiv_ids = list({a for _, a in listings if a})
+        for row in _select_in(conn, f"SELECT {_CANDIDATE_COLUMNS} FROM papers "
+                              "WHERE arxiv_id IN ({})", arxiv_ids):
+            index.by_arxiv[row[3]] = row[0]
+            index.candidates[row[0]] = Candidate(*row)
+        keys = list({s.key for s, a in listings if not (a and a in index.by_arxiv)})
+        for row in _select_in(conn, f"SELECT {_CANDIDATE_COLUMNS}, key FROM papers "
+                              "WHERE key IN ({})", keys):
+            index.by_key[row[4]] = row[0]
+            index.candidates[row[0]] = Candidate(*row[:4])
+        lengths: dict[int, list[int]] = {}
+        for s, a in listings:
+            if not (a and a in index.by_arxiv) and s.key not in index.by_key:
+                for block in s.blocks:
+                    lengths.setdefault(block, []).append(len(s.key))
+        for block, count in _select_in(conn, "SELECT block, COUNT(*) FROM paper_blocks "
+                                       "WHERE block IN ({}) GROUP BY block", list(lengths)):
+            if count > BLOCK_LIMIT:
+                index.crowded.add(block)
+        wanted: set[int] = set()
+        for block, paper_id, length in _select_in(
+                conn, "SELECT block, paper_id, length FROM paper_blocks WHERE block IN ({})",
+                [b for b in lengths if b not in index.crowded]):
+            if any(could_score(length, n) for n in lengths[block]):
+                index.by_block.setdefault(block, []).append(paper_id)
+                wanted.add(paper_id)
+        for row in _select_in(conn, f"SELECT {_CANDIDATE_COLUMNS} FROM papers "
+                              "WHERE id IN ({})", sorted(wanted - index.candidates.keys())):
+            index.candidates[row[0]] = Candidate(*row)
+        return index
+
+    def match(self, spelling: Spelling, abstract: str, arxiv_id: str | None) -> Match:
+        if arxiv_id and arxiv_id in self.by_arxiv:
+            return Match(self._candidate(self.by_arxiv[arxiv_id]), _ARXIV)
+        exact_id = self.by_key.get(spelling.key)
+        if exact_id is not None:
+            exact = self._candidate(exact_id)
+            if not (arxiv_id and exact.arxiv_id and exact.arxiv_id != arxiv_id):
+                return Match(exact, _EXACT)
+        by_block = self.by_block
+        ids = {i for b in spelling.blocks
+               if b in by_block and len(by_block[b]) <= BLOCK_LIMIT for i in by_block[b]}
+        if not ids:
+            return _NEW
+        return best_match(spelling, abstract, arxiv_id, [self._candidate(i) for i in sorted(ids)])
+
+    def add(self, paper_id: int, spelling: Spelling, key: str, paper: Paper) -> None:
+        """File a paper this batch creates, so that a later listing of it finds it."""
+        self.added[paper_id] = paper
+        if paper.arxiv_id:
+            self.by_arxiv[paper.arxiv_id] = paper_id
+        self.by_key.setdefault(key, paper_id)
+        by_block = self.by_block
+        for block in spelling.blocks:
+            if block in self.crowded:
+                continue
+            if block in by_block:
+                by_block[block].append(paper_id)
+            else:
+                by_block[block] = [paper_id]
+
+    def _candidate(self, paper_id: int) -> Candidate:
+        if paper_id not in self.candidates:
+            paper = self.added[paper_id]
+            self.candidates[paper_id] = Candidate(paper_id, paper.title, paper.abstract,
+                                                  paper.arxiv_id)
+        return self.candidates[paper_id]
+
+
+class _Batch:
+    """Match and write the papers of one dump a batch at a time, inside its transaction."""
+
+    def __init__(self, conn: sqlite3.Connection, dump_id: int, now: datetime,
+                 next_id: int) -> None:
+        self.conn = conn
+        self.dump_id = dump_id
+        self.now = now.isoformat()
+        self.next_id = next_id
+
+    def ingest(self, papers: list[Paper], first_rank: int) -> int:
+        """Match, insert and merge one batch; returns how many papers were new."""
+        spellings = [Spelling.of(p.title) for p in papers]
+        index = _StoredIndex.fetch(self.conn, [(s, p.arxiv_id)
+                                               for s, p in zip(spellings, papers, strict=True)])
+        inserts: list[tuple[object, ...]] = []
+        blocks: list[tuple[int, int, int]] = []
+        updates: list[tuple[object, ...]] = []
+        merges: list[tuple[object, ...]] = []
+        sightings: list[tuple[object, ...]] = []
+        for rank, (spelling, paper) in enumerate(zip(spellings, papers, strict=True),
+                                                 first_rank):
+            match = index.match(spelling, paper.abstract, paper.arxiv_id)
+            if match.paper is None or match.verdict is None:
+                paper_id, key = self.next_id, spelling.key
+                self.next_id += 1
+                if key in index.by_key:  # same title, another arXiv id: another paper
+                    key = f"{key}#{paper.arxiv_id}"
+                index.add(paper_id, spelling, key, paper)
+                inserts.append(_paper_row(paper_id, key, paper, self.now))
+                blocks.extend((b, paper_id, len(key)) for b in spelling.blocks)
+            else:
+                paper_id = match.paper.id
+                updates.append(_merge_row(paper_id, paper))
+                if match.verdict.kind == "fuzzy":
+                    merges.append((self.dump_id, paper_id, paper.title, match.verdict.score,
+                                   match.verdict.reason))
+            sightings.append((paper_id, self.dump_id, rank, paper.upvotes, paper.title))
+        self.conn.executemany(_INSERT_PAPER, inserts)
+        # In index order: neighbouring inserts touch neighbouring pages of a large index.
+        blocks.sort()
+        self.conn.executemany("INSERT OR IGNORE INTO paper_blocks (block, paper_id, length) "
+                              "VALUES (?, ?, ?)", blocks)
+        self.conn.executemany(_MERGE_PAPER, updates)
+        self.conn.executemany("INSERT INTO merges (dump_id, paper_id, title, score, reason) "
+                              "VALUES (?, ?, ?, ?, ?)", merges)
+        self.conn.executemany("INSERT OR IGNORE INTO sightings (paper_id, dump_id, rank, "
+                              "upvotes, title) VALUES (?, ?, ?, ?, ?)", sightings)
+        return len(inserts)
+
+
+_INSERT_PAPER = """INSERT INTO papers (id, key, title, abstract, authors, authors_count,
+    published, upvotes, arxiv_id, url, categories, first_seen)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
+# What one source lacks another may give: fill gaps, keep the highest upvotes.
+_MERGE_PAPER = """UPDATE papers SET
+    abstract = CASE WHEN abstract = '' THEN ? ELSE abstract END,
+    authors = CASE WHEN authors = '[]' THEN ? ELSE authors END,
+    authors_count = COALESCE(authors_count, ?),
+    published = COALESCE(published, ?),
+    upvotes = MAX(COALESCE(upvotes, ?), COALESCE(?, upvotes)),
+    arxiv_id = COALESCE(arxiv_id, ?),
+    url = COALESCE(url, ?),
+    categories = CASE WHEN categories = '[]' THEN ? ELSE categories END
+    WHERE id = ?"""
+
+
+def _paper_row(paper_id: int, key: str, paper: Paper, now: str) -> tuple[object, ...]:
+    return (paper_id, key, paper.title, paper.abstract, _json_list(paper.authors),
+            paper.authors_count, _iso(paper.published), paper.upvotes, paper.arxiv_id,
+            paper.url, _json_list(paper.categories), now)
+
+
+def _merge_row(paper_id: int, paper: Paper) -> tuple[object, ...]:
+    return (paper.abstract, _json_list(paper.authors), paper.authors_count,
+            _iso(paper.published), paper.upvotes, paper.upvotes, paper.arxiv_id, paper.url,
+            _json_list(paper.categories), paper_id)
+
+
+def _json_list(items: tuple[str, ...]) -> str:
+    # Most formats give no authors or categories: skip the encoder for the common case.
+    return json.dumps(items) if items else "[]"
+
+
+def _select_in(conn: sqlite3.Connection, sql: str, values: list[Any]) -> list[tuple[Any, ...]]:
+    """Run a `... IN ({})` query over many values, a bound parameter each."""
+    rows: list[tuple[Any, ...]] = []
+    for start in range(0, len(values), _MAX_PARAMS):
+        part = values[start:start + _MAX_PARAMS]
+        rows.extend(conn.execute(sql.format(",".join("?" * len(part))), part).fetchall())
+    return rows
+
+
+# Well under SQLite's limit on bound parameters (32766 since 3.32).
+_MAX_PARAMS = 10_000
+
+
+def _chunks(items: Iterable[Paper], size: int) -> Iterator[list[Paper]]:
+    iterator = iter(items)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
+def _iso(value: date | None) -> str | None:
+    return value.isoformat() if value else None

@@ -1,0 +1,139 @@
+"""The store's schema: one list of statements per version, and the migration that runs
+the lists a store has not had yet."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import sqlite_utils
+
+from digest.errors import DigestError
+from digest.identity import normalise, title_blocks, title_key
+
+SCHEMA_VERSION = 4
+
+# One list of statements per schema version; a store at version N runs the lists after N.
+# Never edit a released entry: add a new one.
+_MIGRATIONS: list[list[str]] = [
+    [
+        """CREATE TABLE dumps (
+            id INTEGER PRIMARY KEY,
+            sha256 TEXT NOT NULL UNIQUE,
+            path TEXT NOT NULL,
+            format TEXT,
+            status TEXT NOT NULL,
+            papers INTEGER NOT NULL DEFAULT 0,
+            new INTEGER NOT NULL DEFAULT 0,
+            error TEXT,
+            seen_at TEXT NOT NULL)""",
+        """CREATE TABLE papers (
+            id INTEGER PRIMARY KEY,
+            key TEXT NOT NULL UNIQUE,
+            title TEXT NOT NULL,
+            abstract TEXT NOT NULL DEFAULT '',
+            authors TEXT NOT NULL DEFAULT '[]',
+            authors_count INTEGER,
+            published TEXT,
+            upvotes INTEGER,
+            arxiv_id TEXT UNIQUE,
+            url TEXT,
+            categories TEXT NOT NULL DEFAULT '[]',
+            first_seen TEXT NOT NULL)""",
+        """CREATE TABLE sightings (
+            paper_id INTEGER NOT NULL REFERENCES papers(id),
+            dump_id INTEGER NOT NULL REFERENCES dumps(id),
+            rank INTEGER NOT NULL,
+            upvotes INTEGER,
+            title TEXT NOT NULL,
+            PRIMARY KEY (paper_id, dump_id))""",
+        """CREATE TABLE editions (
+            id INTEGER PRIMARY KEY,
+            created TEXT NOT NULL,
+            status TEXT NOT NULL,
+            delivered_at TEXT,
+            html_path TEXT,
+            text_path TEXT)""",
+        # paper_id is UNIQUE: a paper is claimed by one edition, never two.
+        """CREATE TABLE edition_papers (
+            edition_id INTEGER NOT NULL REFERENCES editions(id),
+            paper_id INTEGER NOT NULL UNIQUE REFERENCES papers(id),
+            topic TEXT NOT NULL,
+            position INTEGER NOT NULL)""",
+        "CREATE INDEX edition_papers_edition ON edition_papers(edition_id)",
+        "CREATE INDEX sightings_dump ON sightings(dump_id)",
+    ],
+    # 2: the outbox. An edition keeps the Message-ID it is sent with, so a re-send after a
+    # failure (or a crash) is the same message to every client; and why it is still pending.
+    [
+        "ALTER TABLE editions ADD COLUMN message_id TEXT",
+        "ALTER TABLE editions ADD COLUMN last_error TEXT",
+        "ALTER TABLE editions ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0",
+        "CREATE UNIQUE INDEX editions_message_id ON editions(message_id)",
+        "CREATE INDEX dumps_seen_at ON dumps(seen_at)",
+    ],
+    # 3: the daemon's schedule.
+    [
+        # One row per scheduled slot the daemon ran, keyed by its wall-clock time in the
+        # schedule's zone: the claim that makes a fall-back night's second 01:30 a no-op.
+        """CREATE TABLE schedule_slots (
+            slot TEXT PRIMARY KEY,
+            fire_time TEXT NOT NULL,
+            claimed_at TEXT NOT NULL)""",
+        # When the daemon first watched this store: slots after it count as missed.
+        """CREATE TABLE daemon_state (
+            key TEXT PRIMARY KEY,
+            value TEXT NOT NULL)""",
+    ],
+    # 4: fuzzy identity.
+    [
+        # Keys under the richer fold (LaTeX, Greek letters, accents, hyphens, quotes).
+        # Two stored papers that now fold to one key stay two: the later keeps its old key.
+        "UPDATE OR IGNORE papers SET key = title_key(title)",
+        # The blocks each paper is filed under for fuzzy matching (identity.title_blocks),
+        # with the length of its key: a title too much longer or shorter cannot score
+        # enough, so it is turned down without reading its row. No foreign key: it is an
+        # index the store keeps, and checking one costs every insert.
+        """CREATE TABLE paper_blocks (
+            block INTEGER NOT NULL,
+            paper_id INTEGER NOT NULL,
+            length INTEGER NOT NULL,
+            PRIMARY KEY (block, paper_id)) WITHOUT ROWID""",
+        """INSERT OR IGNORE INTO paper_blocks (block, paper_id, length)
+           SELECT b.value, p.id, length(title_key(p.title))
+           FROM papers p, json_each(title_blocks(p.title)) b""",
+        # Every fuzzy merge: the title as a dump spelt it, the score, the paper it joined.
+        """CREATE TABLE merges (
+            id INTEGER PRIMARY KEY,
+            dump_id INTEGER NOT NULL REFERENCES dumps(id),
+            paper_id INTEGER NOT NULL REFERENCES papers(id),
+            title TEXT NOT NULL,
+            score REAL NOT NULL,
+            reason TEXT NOT NULL)""",
+        "CREATE INDEX merges_paper ON merges(paper_id)",
+    ],
+]
+
+
+def migrate(db: sqlite_utils.Database, path: Path) -> None:
+    """Bring the store at `path` up to SCHEMA_VERSION, in one transaction."""
+    # Migrations re-key stored titles with the same fold new titles get.
+    db.conn.create_function("title_key", 1, title_key, deterministic=True)
+    db.conn.create_function("title_blocks", 1, _blocks_json, deterministic=True)
+    with db.atomic():
+        version = schema_version(db)
+        if version > SCHEMA_VERSION:
+            raise DigestError(f"{path}: store schema {version} is newer than this "
+                              f"digest ({SCHEMA_VERSION}); upgrade paper-digest")
+        for statements in _MIGRATIONS[version:]:
+            for sql in statements:
+                db.execute(sql)
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+
+def schema_version(db: sqlite_utils.Database) -> int:
+    return int(db.execute("PRAGMA user_version").fetchone()[0])
+
+
+def _blocks_json(title: str) -> str:
+    return json.dumps(title_blocks(normalise(title)))
