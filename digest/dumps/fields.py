@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable, Iterable, Iterator
 from datetime import date
 from typing import Any
 
+from digest.dumps.clean import is_placeholder
 from digest.errors import ParseError
+from digest.model import Paper, Skipped
 
 _ARXIV_ID = re.compile(
     r"^(?:arXiv:)?(?P<id>\d{4}\.\d{4,5}|[a-z][a-z.-]*(?:\.[A-Z]{2})?/\d{7})(?:v\d+)?$")
@@ -20,6 +23,25 @@ MAX_TITLE_CHARS = 1000
 
 class BadRecord(Exception):
     """One record of a dump cannot be read; the parser turns it into a Skipped."""
+
+
+def papers_or_skips(values: Iterable[Any], noun: str,
+                    make: Callable[[Any], Paper]) -> Iterator[Paper | Skipped]:
+    """Each JSON record as a paper, or a Skipped saying why not: a bad record, or the
+    scrapers' placeholder paper, which is left out without counting as bad."""
+    for number, value in enumerate(values, 1):
+        where = f"{noun} {number}"
+        try:
+            paper = make(value)
+        except BadRecord as exc:
+            yield Skipped(where, str(exc))
+            continue
+        if is_placeholder(paper.title, paper.authors):
+            label = f" (id {paper.arxiv_id})" if paper.arxiv_id else ""
+            yield Skipped(where, f"placeholder {paper.title[:60]!r}{label} left out: "
+                          "not a real paper", bad=False)
+        else:
+            yield paper
 
 
 def load_json(text: str) -> Any:

@@ -6,8 +6,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from digest.dumps import fields
-from digest.dumps.clean import clean_author, clean_text, is_placeholder
-from digest.dumps.fields import BadRecord, arxiv_id, count, iso_date, items, record, text
+from digest.dumps.clean import clean_author, clean_text
+from digest.dumps.fields import arxiv_id, count, iso_date, items, papers_or_skips, record, text
 from digest.model import Paper, Skipped
 
 FORMAT = "hf-daily-papers-api"
@@ -21,18 +21,7 @@ def looks_like_hf_api(document: Any) -> bool:
 
 def parse_hf_api(document: list[Any]) -> Iterator[Paper | Skipped]:
     """Each entry of the API's answer as a paper, or as a Skipped saying why not."""
-    for number, entry in enumerate(document, 1):
-        where = f"entry {number}"
-        try:
-            paper = _paper(entry)
-        except BadRecord as exc:
-            yield Skipped(where, str(exc))
-            continue
-        if is_placeholder(paper.title, paper.authors):
-            yield Skipped(where, f"placeholder {paper.title[:60]!r} left out: not a real paper",
-                          bad=False)
-        else:
-            yield paper
+    return papers_or_skips(document, "entry", _paper)
 
 
 def _paper(value: Any) -> Paper:

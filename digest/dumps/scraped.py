@@ -11,8 +11,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from digest.dumps import fields
-from digest.dumps.clean import clean_author, clean_text, is_placeholder
-from digest.dumps.fields import BadRecord, arxiv_id, count, items, record, text
+from digest.dumps.clean import clean_author, clean_text
+from digest.dumps.fields import BadRecord, arxiv_id, count, items, papers_or_skips, record, text
 from digest.model import Paper, Skipped
 
 FORMAT = "hf-scraped-json"
@@ -28,19 +28,7 @@ def looks_like_scraped(document: Any) -> bool:
 
 def parse_scraped(document: dict[str, Any]) -> Iterator[Paper | Skipped]:
     """Each paper of the archive, or a Skipped saying why not."""
-    for number, value in enumerate(document["papers"], 1):
-        where = f"paper {number}"
-        try:
-            paper = _paper(value)
-        except BadRecord as exc:
-            yield Skipped(where, str(exc))
-            continue
-        if is_placeholder(paper.title, paper.authors):
-            label = f" (id {paper.arxiv_id})" if paper.arxiv_id else ""
-            yield Skipped(where, f"placeholder {paper.title[:60]!r}{label} left out: "
-                          "not a real paper", bad=False)
-        else:
-            yield paper
+    return papers_or_skips(document["papers"], "paper", _paper)
 
 
 def _paper(value: Any) -> Paper:
