@@ -73,7 +73,12 @@ class _StoredIndex:
             index.candidates[row[0]] = Candidate(*row)
         return index
 
-    def match(self, spelling: Spelling, abstract: str, arxiv_id: str | None) -> Match:
+    def match(self, spelling: Spelling, abstract: str, arxiv_id: str | None, *,
+              explain: bool = False) -> Match:
+        """The stored paper a listing is. Candidates with another arXiv id are other papers
+        whatever their titles; only an explanation (`digest why`) scores them, to name the
+        closest one turned down: ingest skips them, which halves the cost of a snapshot
+        whose titles share blocks."""
         if arxiv_id and arxiv_id in self.by_arxiv:
             return Match(self._candidate(self.by_arxiv[arxiv_id]), _ARXIV)
         exact_id = self.by_key.get(spelling.key)
@@ -86,7 +91,10 @@ class _StoredIndex:
                if b in by_block and len(by_block[b]) <= BLOCK_LIMIT for i in by_block[b]}
         if not ids:
             return _NEW
-        return best_match(spelling, abstract, arxiv_id, [self._candidate(i) for i in sorted(ids)])
+        candidates = [self._candidate(i) for i in sorted(ids)]
+        if arxiv_id and not explain:
+            candidates = [c for c in candidates if not c.arxiv_id or c.arxiv_id == arxiv_id]
+        return best_match(spelling, abstract, arxiv_id, candidates)
 
     def add(self, paper_id: int, spelling: Spelling, key: str, paper: Paper) -> None:
         """File a paper this batch creates, so that a later listing of it finds it."""

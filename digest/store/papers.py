@@ -97,7 +97,7 @@ class PaperTables:
         """Which stored paper a title would join, and why; what `digest why` prints."""
         spelling = Spelling.of(title)
         index = _StoredIndex.fetch(self.db.conn, [(spelling, arxiv_id)])
-        return index.match(spelling, abstract, arxiv_id)
+        return index.match(spelling, abstract, arxiv_id, explain=True)
 
     def merges(self, paper_id: int | None = None) -> list[MergeRecord]:
         """The fuzzy merges recorded, oldest first: every title that joined a paper it did
