@@ -10,7 +10,7 @@ from typing import Any
 
 from digest.errors import ConfigError
 from digest.schedule import DEFAULT_SCHEDULE, crontab_trigger, schedule_timezone
-from digest.topics import Topic, default_taxonomy, taxonomy_from_toml
+from digest.topics import Classifier, Topic, default_taxonomy, taxonomy_from_toml
 
 DEFAULT_STATE_DIR = Path("state")
 CONFIG_ENV = "DIGEST_CONFIG"
@@ -89,6 +89,11 @@ class Config:
     @property
     def inbox_dir(self) -> Path:
         return self.inbox if self.inbox is not None else self.state_dir / "inbox"
+
+    def classifier(self) -> Classifier:
+        """The topics and interests as one classifier: every run, re-send and resend
+        groups with the same one, so an edition mailed again reads as it first did."""
+        return Classifier(self.topics, self.interests)
 
     def with_overrides(self, **changes: Any) -> Config:
         """A copy with the given fields replaced; None leaves a field as it is."""

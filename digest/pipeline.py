@@ -39,7 +39,7 @@ from digest.render import (
     render_edition,
 )
 from digest.store import Store, open_store
-from digest.topics import Classifier, group_papers
+from digest.topics import group_papers
 
 # Opens a progress display for `total` bytes under a label; what it yields is told each
 # chunk read. The CLI shows a bar on a terminal; everything else passes no_progress.
@@ -81,7 +81,7 @@ def run_once(config: Config, *, now: Callable[[], datetime] = datetime.now,
     """Send what the outbox holds, ingest every dump of the inbox, then build and deliver
     the edition of what is new (or, with nothing new, the notice that says so)."""
     with run_lock(config), open_store(config.store_path) as store:
-        classifier = Classifier(config.topics, config.interests)
+        classifier = config.classifier()
         resent = () if dry_run else deliver_pending(store, config, classifier, send, now)
         dumps = tuple(ingest_paths(store, config, inbox_files(inbox or [config.inbox_dir],
                                                             config.inbox_settle),
@@ -276,7 +276,7 @@ def resend_edition(config: Config, edition_id: int, *, send: Sender) -> EditionR
         if record.status != "delivered":
             raise DigestError(f"edition #{edition_id} was never delivered; `digest now` sends "
                               "it with its own Message-ID")
-        edition = load_edition(store, config, Classifier(config.topics), edition_id,
+        edition = load_edition(store, config, config.classifier(), edition_id,
                                datetime.fromisoformat(record.created))
         edition = replace(edition, message_id=new_message_id(message_domain(config)))
         rendered = render_edition(edition, archive_url=email_links(config))

@@ -364,3 +364,19 @@ def test_a_version_1_store_migrates_and_its_pending_edition_gets_a_message_id(
     assert record.status == "delivered" and message["Message-ID"] == record.message_id
     assert "Old Paper" in text_part(message)
     Store(path).close()  # opening again changes nothing
+
+
+def test_resend_keeps_the_for_you_section_and_its_terms(
+        tmp_path: Path, smtp: SmtpServers) -> None:
+    recorder = Recorder()
+    server = smtp.start(recorder)
+    toml = write_toml(tmp_path, server.port, archive_url="https://d.example.com")
+    toml.write_text('interests = ["speculative decoding", "unlearning"]\n'
+                    + toml.read_text(encoding="utf-8"), encoding="utf-8")
+    cli(toml, "now", "--inbox", str(inbox_of(tmp_path, 2)))
+    code, _, err = cli(toml, "resend", "1")
+    assert code == 0, err
+    original, again = recorder.messages
+    assert "For you" in text_part(original)
+    assert text_part(again) == text_part(original)
+    assert html_part(again) == html_part(original)
