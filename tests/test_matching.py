@@ -9,13 +9,15 @@ import sqlite3
 from datetime import datetime
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from digest.cli import main
 from digest.dumps import parse_dump, read_dump
 from digest.identity import title_key
 from digest.model import Paper
-from digest.store import _MIGRATIONS, SCHEMA_VERSION, Store
+from digest.store import _MIGRATIONS, SCHEMA_VERSION, Store, matching
+from digest.store.matching import BLOCK_LIMIT
 
 DATA = Path(__file__).resolve().parent / "data"
 NOW = datetime(2025, 3, 1, 8, 0)
@@ -155,7 +157,7 @@ def test_a_version_1_store_is_rekeyed_and_blocked(tmp_path: Path) -> None:
     conn.close()
 
     store = Store(path)
-    assert store.schema_version == SCHEMA_VERSION == 4
+    assert store.schema_version == SCHEMA_VERSION == 5
     keys = [r[0] for r in store.db.execute("SELECT key FROM papers ORDER BY id")]
     # The two spellings that now share a key stay the two papers they were.
     assert keys == ["llmtimesmapreducesimplifiedlongsequenceprocessing",
@@ -177,3 +179,54 @@ def test_a_block_every_title_shares_is_not_looked_through(store: Store) -> None:
     assert counts.new == 0
     (merge,) = store.merges()
     assert merge.paper_title == "Paper number 1717"
+    # The block keeps only the rows that mark it crowded: no lookup would read more.
+    blocks = store.db.execute("SELECT COUNT(*) FROM recent_blocks GROUP BY block "
+                              "ORDER BY 1 DESC LIMIT 1").fetchone()[0]
+    assert blocks == BLOCK_LIMIT + 1
+
+
+def test_blocks_move_in_bulk_and_are_found_in_either_table(
+        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(matching, "RECENT_LIMIT", 12)
+    first = [Paper(f"Sparse Mixture of {w} Experts for Protein Folding", "")
+             for w in ("Gated", "Routed", "Shared")]  # 12 blocks: they move at once
+    store.ingest_dump("a" * 64, "one", "test", first, NOW)
+    counts = [store.db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]
+              for t in ("paper_blocks", "recent_blocks")]
+    assert counts == [12, 0]
+    second = Paper("Quantised Retrieval Heads in Long Context Decoders", "")
+    store.ingest_dump("b" * 64, "two", "test", [second], NOW)
+    counts = [store.db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]
+              for t in ("paper_blocks", "recent_blocks")]
+    assert counts == [12, 4]
+    # One re-spelling whose paper is filed in each table, and one listing that is new.
+    counts = store.ingest_dump("c" * 64, "three", "test", [
+        Paper("Sparse Mixture of Routed Experts for Protien Folding", ""),
+        Paper("Quantised Retrieval Heads in Long Context Decoder", ""),
+        Paper("Sparse Mixture of Routed Experts for RNA Folding", "")], NOW)
+    assert (counts.papers, counts.new) == (3, 1)
+    assert [m.paper_title for m in store.merges()] == [first[1].title, second.title]
+
+
+def test_a_version_4_store_loses_the_rows_of_its_crowded_blocks(tmp_path: Path) -> None:
+    path = tmp_path / "digest.db"
+    store = Store(path)
+    store.ingest_dump("a" * 64, "one", "test",
+                      [Paper(f"Paper number {n}", "") for n in range(200)], NOW)
+    # As version 4 wrote them: every paper under every one of its blocks, in one table.
+    store.db.execute("INSERT INTO paper_blocks SELECT * FROM recent_blocks")
+    store.db.execute("""INSERT OR IGNORE INTO paper_blocks
+                        SELECT b.block, p.id, 12 FROM papers p, paper_blocks b
+                        WHERE b.paper_id = 1 AND b.block IN (
+                            SELECT block FROM paper_blocks GROUP BY block HAVING COUNT(*) > 1)""")
+    assert store.db.execute("SELECT MAX(n) FROM (SELECT COUNT(*) AS n FROM paper_blocks "
+                            "GROUP BY block)").fetchone()[0] == 200
+    store.db.execute("DROP TABLE recent_blocks")
+    store.db.execute("PRAGMA user_version = 4")
+    store.close()
+
+    store = Store(path)
+    rows = dict(store.db.execute("SELECT block, COUNT(*) FROM paper_blocks GROUP BY block"))
+    store.close()
+    # "number paper" (the two words) keeps 65 rows; "paper N" and "number N", one each.
+    assert sorted(rows.values())[-1] == BLOCK_LIMIT + 1 and len(rows) == 401

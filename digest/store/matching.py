@@ -19,9 +19,17 @@ _NEW = Match(None, None)
 # A block that more papers than this are filed under ("paper number" in "Paper number 17")
 # is not looked through: it would make every such title a candidate of every other, and
 # the cost of a listing grow with the store. A title misspelt in a word of its only
-# other blocks is then missed (a repeat, never a lost paper).
+# other blocks is then missed (a repeat, never a lost paper). A block holds at most one
+# paper more than this, which marks it crowded: rows no lookup reads are not written.
 BLOCK_LIMIT = 64
+# New blocks go to the small table recent_blocks, and move to paper_blocks in one sorted
+# pass once it holds this many rows. A batch's blocks fall on random pages of the index,
+# and SQLite writes every page a transaction touches twice (to the WAL, then the file):
+# written straight into paper_blocks, a 10,000-paper dump touched nearly every page of a
+# million-paper store's blocks. Batched this way a page is written once per move.
+RECENT_LIMIT = 250_000
 _CANDIDATE_COLUMNS = "id, title, abstract, arxiv_id"
+_BLOCK_TABLES = ("paper_blocks", "recent_blocks")
 
 
 class _StoredIndex:
@@ -35,8 +43,8 @@ class _StoredIndex:
         self.candidates: dict[int, Candidate] = {}
         # Papers this batch adds, made candidates only when a later listing needs one.
         self.added: dict[int, Paper] = {}
-        # Blocks filed under by more than BLOCK_LIMIT papers: they tell too little.
-        self.crowded: set[int] = set()
+        # How many papers each block looked up is filed under, the batch's included.
+        self.filed: dict[int, int] = {}
 
     @classmethod
     def fetch(cls, conn: sqlite3.Connection,
@@ -57,15 +65,16 @@ class _StoredIndex:
             if not (a and a in index.by_arxiv) and s.key not in index.by_key:
                 for block in s.blocks:
                     lengths.setdefault(block, []).append(len(s.key))
-        for block, count in _select_in(conn, "SELECT block, COUNT(*) FROM paper_blocks "
-                                       "WHERE block IN ({}) GROUP BY block", list(lengths)):
-            if count > BLOCK_LIMIT:
-                index.crowded.add(block)
+        rows = [row for table in _BLOCK_TABLES for row in _select_in(
+            conn, f"SELECT block, paper_id, length FROM {table} WHERE block IN ({{}})",
+            list(lengths))]
+        filed = index.filed
+        for block, _, _ in rows:
+            filed[block] = filed.get(block, 0) + 1
         wanted: set[int] = set()
-        for block, paper_id, length in _select_in(
-                conn, "SELECT block, paper_id, length FROM paper_blocks WHERE block IN ({})",
-                [b for b in lengths if b not in index.crowded]):
-            if any(could_score(length, n) for n in lengths[block]):
+        for block, paper_id, length in rows:
+            if filed[block] <= BLOCK_LIMIT and any(could_score(length, n)
+                                                   for n in lengths[block]):
                 index.by_block.setdefault(block, []).append(paper_id)
                 wanted.add(paper_id)
         for row in _select_in(conn, f"SELECT {_CANDIDATE_COLUMNS} FROM papers "
@@ -86,9 +95,9 @@ class _StoredIndex:
             exact = self._candidate(exact_id)
             if not (arxiv_id and exact.arxiv_id and exact.arxiv_id != arxiv_id):
                 return Match(exact, _EXACT)
-        by_block = self.by_block
+        by_block, filed = self.by_block, self.filed
         ids = {i for b in spelling.blocks
-               if b in by_block and len(by_block[b]) <= BLOCK_LIMIT for i in by_block[b]}
+               if b in by_block and filed[b] <= BLOCK_LIMIT for i in by_block[b]}
         if not ids:
             return _NEW
         candidates = [self._candidate(i) for i in sorted(ids)]
@@ -96,20 +105,26 @@ class _StoredIndex:
             candidates = [c for c in candidates if not c.arxiv_id or c.arxiv_id == arxiv_id]
         return best_match(spelling, abstract, arxiv_id, candidates)
 
-    def add(self, paper_id: int, spelling: Spelling, key: str, paper: Paper) -> None:
-        """File a paper this batch creates, so that a later listing of it finds it."""
+    def add(self, paper_id: int, spelling: Spelling, key: str, paper: Paper) -> list[int]:
+        """File a paper this batch creates, so that a later listing of it finds it; returns
+        the blocks to write it under, those not already crowded."""
         self.added[paper_id] = paper
         if paper.arxiv_id:
             self.by_arxiv[paper.arxiv_id] = paper_id
         self.by_key.setdefault(key, paper_id)
-        by_block = self.by_block
+        by_block, filed = self.by_block, self.filed
+        blocks = []
         for block in spelling.blocks:
-            if block in self.crowded:
+            count = filed.get(block, 0)
+            if count > BLOCK_LIMIT:
                 continue
+            filed[block] = count + 1
+            blocks.append(block)
             if block in by_block:
                 by_block[block].append(paper_id)
             else:
                 by_block[block] = [paper_id]
+        return blocks
 
     def _candidate(self, paper_id: int) -> Candidate:
         if paper_id not in self.candidates:
@@ -137,6 +152,7 @@ class _Batch:
         inserts: list[tuple[object, ...]] = []
         blocks: list[tuple[int, int, int]] = []
         updates: list[tuple[object, ...]] = []
+        arxiv_ids: list[tuple[str, int]] = []
         merges: list[tuple[object, ...]] = []
         sightings: list[tuple[object, ...]] = []
         for rank, (spelling, paper) in enumerate(zip(spellings, papers, strict=True),
@@ -147,12 +163,14 @@ class _Batch:
                 self.next_id += 1
                 if key in index.by_key:  # same title, another arXiv id: another paper
                     key = f"{key}#{paper.arxiv_id}"
-                index.add(paper_id, spelling, key, paper)
                 inserts.append(_paper_row(paper_id, key, paper, self.now))
-                blocks.extend((b, paper_id, len(key)) for b in spelling.blocks)
+                blocks.extend((b, paper_id, len(key))
+                              for b in index.add(paper_id, spelling, key, paper))
             else:
                 paper_id = match.paper.id
                 updates.append(_merge_row(paper_id, paper))
+                if paper.arxiv_id and not match.paper.arxiv_id:
+                    arxiv_ids.append((paper.arxiv_id, paper_id))
                 if match.verdict.kind == "fuzzy":
                     merges.append((self.dump_id, paper_id, paper.title, match.verdict.score,
                                    match.verdict.reason))
@@ -160,9 +178,11 @@ class _Batch:
         self.conn.executemany(_INSERT_PAPER, inserts)
         # In index order: neighbouring inserts touch neighbouring pages of a large index.
         blocks.sort()
-        self.conn.executemany("INSERT OR IGNORE INTO paper_blocks (block, paper_id, length) "
+        self.conn.executemany("INSERT OR IGNORE INTO recent_blocks (block, paper_id, length) "
                               "VALUES (?, ?, ?)", blocks)
         self.conn.executemany(_MERGE_PAPER, updates)
+        self.conn.executemany("UPDATE papers SET arxiv_id = ? WHERE id = ? AND arxiv_id IS NULL",
+                              arxiv_ids)
         self.conn.executemany("INSERT INTO merges (dump_id, paper_id, title, score, reason) "
                               "VALUES (?, ?, ?, ?, ?)", merges)
         self.conn.executemany("INSERT OR IGNORE INTO sightings (paper_id, dump_id, rank, "
@@ -170,17 +190,29 @@ class _Batch:
         return len(inserts)
 
 
+    def settle(self) -> None:
+        """Move the recent blocks into paper_blocks once there are RECENT_LIMIT of them: in
+        index order, so each page of paper_blocks is written once for all of them."""
+        (recent,) = self.conn.execute("SELECT COUNT(*) FROM recent_blocks").fetchone()
+        if recent >= RECENT_LIMIT:
+            self.conn.execute("INSERT OR IGNORE INTO paper_blocks (block, paper_id, length) "
+                              "SELECT block, paper_id, length FROM recent_blocks "
+                              "ORDER BY block, paper_id")
+            self.conn.execute("DELETE FROM recent_blocks")
+
+
 _INSERT_PAPER = """INSERT INTO papers (id, key, title, abstract, authors, authors_count,
     published, upvotes, arxiv_id, url, categories, first_seen)
     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
-# What one source lacks another may give: fill gaps, keep the highest upvotes.
+# What one source lacks another may give: fill gaps, keep the highest upvotes. The arXiv
+# id is set apart, only where it was missing: SQLite rewrites the index entry of every
+# indexed column an UPDATE names, changed or not.
 _MERGE_PAPER = """UPDATE papers SET
     abstract = CASE WHEN abstract = '' THEN ? ELSE abstract END,
     authors = CASE WHEN authors = '[]' THEN ? ELSE authors END,
     authors_count = COALESCE(authors_count, ?),
     published = COALESCE(published, ?),
     upvotes = MAX(COALESCE(upvotes, ?), COALESCE(?, upvotes)),
-    arxiv_id = COALESCE(arxiv_id, ?),
     url = COALESCE(url, ?),
     categories = CASE WHEN categories = '[]' THEN ? ELSE categories END
     WHERE id = ?"""
@@ -194,7 +226,7 @@ def _paper_row(paper_id: int, key: str, paper: Paper, now: str) -> tuple[object,
 
 def _merge_row(paper_id: int, paper: Paper) -> tuple[object, ...]:
     return (paper.abstract, _json_list(paper.authors), paper.authors_count,
-            _iso(paper.published), paper.upvotes, paper.upvotes, paper.arxiv_id, paper.url,
+            _iso(paper.published), paper.upvotes, paper.upvotes, paper.url,
             _json_list(paper.categories), paper_id)
 
 

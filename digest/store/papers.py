@@ -86,6 +86,7 @@ class PaperTables:
             for chunk in _chunks(papers, batch_size):
                 new += batch.ingest(chunk, first_rank=total + 1)
                 total += len(chunk)
+            batch.settle()
             self.db.execute("UPDATE dumps SET papers = ?, new = ? WHERE id = ?",
                             [total, new, dump_id])
         return IngestCounts(total, new)

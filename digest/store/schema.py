@@ -11,7 +11,16 @@ import sqlite_utils
 from digest.errors import DigestError
 from digest.identity import normalise, title_blocks, title_key
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
+# A crowded block keeps only the rows that mark it crowded (BLOCK_LIMIT + 1 of
+# store/matching.py): no lookup reads the others. Also run by bench/ingest.py on the
+# stores it builds in bulk.
+TRIM_CROWDED_BLOCKS = """DELETE FROM paper_blocks WHERE (block, paper_id) IN (
+    SELECT block, paper_id FROM (
+        SELECT block, paper_id,
+               ROW_NUMBER() OVER (PARTITION BY block ORDER BY paper_id) AS n
+        FROM paper_blocks)
+    WHERE n > 65)"""
 
 # One list of statements per schema version; a store at version N runs the lists after N.
 # Never edit a released entry: add a new one.
@@ -111,6 +120,16 @@ _MIGRATIONS: list[list[str]] = [
             score REAL NOT NULL,
             reason TEXT NOT NULL)""",
         "CREATE INDEX merges_paper ON merges(paper_id)",
+    ],
+    # 5: new blocks are written to a small table first and moved into paper_blocks in
+    # bulk (store/matching.py says why), and crowded blocks are trimmed.
+    [
+        """CREATE TABLE recent_blocks (
+            block INTEGER NOT NULL,
+            paper_id INTEGER NOT NULL,
+            length INTEGER NOT NULL,
+            PRIMARY KEY (block, paper_id)) WITHOUT ROWID""",
+        TRIM_CROWDED_BLOCKS,
     ],
 ]
 
