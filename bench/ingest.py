@@ -17,6 +17,7 @@ re-spelling joins its paper and every near miss is new.
     python bench/ingest.py                                   # 100k papers into 10k, 100k, 1M
     python bench/ingest.py --stores 10000 --papers 10000     # a quick run
     python bench/ingest.py --memory                          # RSS by dump size (10k store)
+    python bench/ingest.py --pages                           # pages one dump writes
 
 Built stores are kept in --work-dir and reused by later runs.
 """
@@ -36,6 +37,7 @@ import subprocess
 import sys
 import time
 import unicodedata
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -280,28 +282,83 @@ def worker(mode: str, db: Path, dumps: Path) -> None:
         bad = [r.error for r in results if r.status != "ingested"]
         papers, new = sum(r.papers for r in results), sum(r.new for r in results)
     else:
-        conn = sqlite3.connect(db)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA cache_size=-65536")  # the store's settings
-        papers = new = merges = 0
+        conn = bare_connection(db)
+        merges = 0
         bad = []
         seen = {}
-        for f in files:
-            # The same read, parse and screening as the real path, then one bare insert.
-            records = parse_records(read_dump(f), page_year=2024)
-            rows = [(bare_key(p.title), p.title, p.abstract, p.authors_count,
-                     p.published.isoformat() if p.published else None, p.upvotes,
-                     NOW.isoformat()) for p in Screen(str(f)).papers_of(records.items)]
-            before = conn.total_changes
-            with conn:
-                conn.executemany(_BARE_INSERT, rows)
-            papers += len(rows)
-            new += conn.total_changes - before
+        papers, new = bare_ingest(conn, files)
         seconds = time.perf_counter() - start
         conn.close()
-    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rss_mb = peak_rss_mb()
     print(json.dumps({"seconds": seconds, "papers": papers, "new": new, "merges": merges,
                       "rss_mb": rss_mb, "errors": bad, **seen}))
+
+
+def peak_rss_mb() -> float:
+    """This process's own peak RSS. Not getrusage's ru_maxrss: Linux carries a parent's
+    high-water mark into a child through fork and exec, so a worker started by a bench
+    that had just generated 300,000 listings reported the bench's size, not its own."""
+    try:
+        status = Path("/proc/self/status").read_text(encoding="ascii")
+    except OSError:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    (line,) = (x for x in status.splitlines() if x.startswith("VmHWM:"))
+    return int(line.split()[1]) / 1024
+
+
+def bare_connection(db: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(db)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA cache_size=-65536")  # the store's settings
+    return conn
+
+
+def bare_ingest(conn: sqlite3.Connection, files: list[Path]) -> tuple[int, int]:
+    """The same read, parse and screening as the real path, then one bare insert a dump;
+    returns the papers read and the rows inserted."""
+    papers = new = 0
+    for f in files:
+        records = parse_records(read_dump(f), page_year=2024)
+        rows = [(bare_key(p.title), p.title, p.abstract, p.authors_count,
+                 p.published.isoformat() if p.published else None, p.upvotes,
+                 NOW.isoformat()) for p in Screen(str(f)).papers_of(records.items)]
+        before = conn.total_changes
+        with conn:
+            conn.executemany(_BARE_INSERT, rows)
+        papers += len(rows)
+        new += conn.total_changes - before
+    return papers, new
+
+
+def pages_worker(mode: str, db: Path, dumps: Path) -> None:
+    """The distinct pages the ingest of one dump writes, by the table or index they belong
+    to: read from the WAL before anything checkpoints it."""
+    first = sorted(dumps.glob("dump-*"))[:1]
+    if mode == "fuzzy":
+        from digest.pipeline import ingest_file
+        from digest.store import open_store
+
+        with open_store(db) as store:
+            store.db.execute("PRAGMA wal_autocheckpoint=0")
+            ingest_file(store, Config(state_dir=db.parent, page_year=2024), first[0], NOW)
+            pages = wal_pages(db)
+            owner = dict(store.db.execute("SELECT pageno, name FROM dbstat").fetchall())
+    else:
+        conn = bare_connection(db)
+        conn.execute("PRAGMA wal_autocheckpoint=0")
+        bare_ingest(conn, first)
+        pages = wal_pages(db)
+        owner = dict(conn.execute("SELECT pageno, name FROM dbstat").fetchall())
+        conn.close()
+    print(json.dumps(Counter(owner.get(p, "(free)") for p in pages)))
+
+
+def wal_pages(db: Path) -> set[int]:
+    """The page numbers of the frames in a database's WAL file."""
+    wal = Path(f"{db}-wal").read_bytes()
+    page_size = int.from_bytes(wal[8:12], "big")
+    return {int.from_bytes(wal[at:at + 4], "big")
+            for at in range(32, len(wal) - 24, 24 + page_size)}
 
 
 def sighted(conn: sqlite3.Connection, ids: list[int]) -> int:
@@ -320,7 +377,8 @@ def best_of(runs: list[dict[str, float]]) -> dict[str, float]:
     return {**best, "rss_mb": max(r["rss_mb"] for r in runs)}
 
 
-def measure(mode: str, source: Path, dumps: DumpSet, work: Path) -> dict[str, float]:
+def measure(mode: str, source: Path, dumps: DumpSet, work: Path,
+            pages: bool = False) -> dict[str, float]:
     db = work / "run" / f"{mode}.db"
     shutil.rmtree(db.parent, ignore_errors=True)
     db.parent.mkdir(parents=True)
@@ -331,8 +389,8 @@ def measure(mode: str, source: Path, dumps: DumpSet, work: Path) -> dict[str, fl
     os.fsync(fd)
     os.close(fd)
     out = subprocess.run([sys.executable, __file__, "--worker", mode, "--db", str(db),
-                          "--dumps", str(dumps.folder)], check=True, capture_output=True,
-                         text=True).stdout
+                          "--dumps", str(dumps.folder), *(["--pages"] if pages else [])],
+                         check=True, capture_output=True, text=True).stdout
     shutil.rmtree(db.parent, ignore_errors=True)
     result: dict[str, float] = json.loads(out)
     return result
@@ -354,18 +412,23 @@ def main() -> None:
                         help="runs of each ingest; the fastest counts [3]")
     parser.add_argument("--memory", action="store_true",
                         help="instead: peak RSS of the fuzzy ingest by dump size")
+    parser.add_argument("--pages", action="store_true",
+                        help="instead: the pages one dump's ingest writes, by table")
     parser.add_argument("--work-dir", type=Path, default=REPO / "bench" / ".work")
     parser.add_argument("--worker", choices=("fuzzy", "bare"), help=argparse.SUPPRESS)
     parser.add_argument("--db", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--dumps", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        worker(args.worker, args.db, args.dumps)
+        (pages_worker if args.pages else worker)(args.worker, args.db, args.dumps)
         return
     args.work_dir.mkdir(parents=True, exist_ok=True)
     vocab = vocabulary()
     if args.memory:
         memory_table(args, vocab)
+        return
+    if args.pages:
+        pages_table(args, vocab)
         return
     print(f"{args.papers:,} papers ingested ({args.dump_size:,} a dump, "
           f"{args.respelled:.0%} re-spelled, {args.near:.0%} near misses)\n")
@@ -410,6 +473,24 @@ def memory_table(args: argparse.Namespace, vocab: Vocabulary) -> None:
               f"| {result['rss_mb']:.0f} |", flush=True)
         if result["errors"]:
             print(f"  errors: {result['errors']}", file=sys.stderr)
+
+
+def pages_table(args: argparse.Namespace, vocab: Vocabulary) -> None:
+    print(f"pages written by the ingest of one dump of {args.dump_size:,} papers "
+          f"({args.respelled:.0%} re-spelled, {args.near:.0%} near misses), before the "
+          "checkpoint that writes them again\n")
+    print("| stored papers | fuzzy: pages | of them the block tables | baseline: pages |")
+    print("| ---: | ---: | ---: | ---: |")
+    for size in (int(s) for s in args.stores.split(",")):
+        fuzzy_db, bare_db = build_stores(args.work_dir, size, vocab)
+        dumps = write_dumps(args.work_dir, size, args.dump_size, args.dump_size,
+                            args.respelled, args.near, vocab)
+        fuzzy = measure("fuzzy", fuzzy_db, dumps, args.work_dir, pages=True)
+        bare = measure("bare", bare_db, dumps, args.work_dir, pages=True)
+        shutil.rmtree(dumps.folder)
+        blocks = sum(n for name, n in fuzzy.items() if name.endswith("_blocks"))
+        print(f"| {size:,} | {sum(fuzzy.values()):,.0f} | {blocks:,.0f} "
+              f"| {sum(bare.values()):,.0f} |", flush=True)
 
 
 if __name__ == "__main__":
