@@ -130,6 +130,8 @@ via towards system systems open robust general context long memory
 """.split())
 # A title is filed under the combinations of all but one of its rarest words.
 _BLOCK_WORDS = 4
+# A title's only rare word is also filed by its start and its end from this length on.
+_MIN_SPLIT_WORD = 6
 
 
 def title_blocks(normalised: str) -> list[int]:
@@ -140,6 +142,12 @@ def title_blocks(normalised: str) -> list[int]:
     leaves one combination of the others intact: with it gone, the others are still the
     rarest, and the misspelling, rare or not, is the fourth. The same function files a
     stored title and looks up a new one, so each costs four index entries.
+
+    A title with one rare word ("Large Language Models as Data Preprocessors") gets two
+    more: its common words with the rare word's first letters, and with its last. When
+    the rare word is the one misspelt, the combination left intact is of common words
+    only, which thousands of titles share in a large store: too many to look through.
+    One misspelling leaves the start or the end of a word intact.
     """
     ranked = sorted({(w in _COMMON, -len(w), w) for w in normalised.split()})[:_BLOCK_WORDS]
     # A block is the sum of its words' CRC-32s: stable across runs, free of word order,
@@ -149,7 +157,15 @@ def title_blocks(normalised: str) -> list[int]:
     if len(hashes) <= 1:
         return hashes
     total = sum(hashes)
-    return [(total - h) & 0xFFFFFFFF for h in hashes]
+    blocks = [(total - h) & 0xFFFFFFFF for h in hashes]
+    rare, second = ranked[0], ranked[1]
+    if not rare[0] and second[0] and len(rare[2]) >= _MIN_SPLIT_WORD:
+        word = rare[2]
+        part = 4 if len(word) >= 8 else 3  # the two never overlap
+        others = total - hashes[0]
+        blocks += [(others + zlib.crc32(f"{word[:part]}<".encode())) & 0xFFFFFFFF,
+                   (others + zlib.crc32(f">{word[-part:]}".encode())) & 0xFFFFFFFF]
+    return blocks
 
 
 # -- the verdict ---------------------------------------------------------------------------

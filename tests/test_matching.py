@@ -5,7 +5,9 @@ migrate."""
 from __future__ import annotations
 
 import json
+import random
 import sqlite3
+import string
 from datetime import datetime
 from pathlib import Path
 
@@ -14,7 +16,7 @@ from click.testing import CliRunner
 
 from digest.cli import main
 from digest.dumps import parse_dump, read_dump
-from digest.identity import title_key
+from digest.identity import normalise, title_blocks, title_key
 from digest.model import Paper
 from digest.store import _MIGRATIONS, SCHEMA_VERSION, Store, matching
 from digest.store.matching import BLOCK_LIMIT
@@ -157,7 +159,7 @@ def test_a_version_1_store_is_rekeyed_and_blocked(tmp_path: Path) -> None:
     conn.close()
 
     store = Store(path)
-    assert store.schema_version == SCHEMA_VERSION == 5
+    assert store.schema_version == SCHEMA_VERSION == 6
     keys = [r[0] for r in store.db.execute("SELECT key FROM papers ORDER BY id")]
     # The two spellings that now share a key stay the two papers they were.
     assert keys == ["llmtimesmapreducesimplifiedlongsequenceprocessing",
@@ -230,3 +232,55 @@ def test_a_version_4_store_loses_the_rows_of_its_crowded_blocks(tmp_path: Path) 
     store.close()
     # "number paper" (the two words) keeps 65 rows; "paper N" and "number N", one each.
     assert sorted(rows.values())[-1] == BLOCK_LIMIT + 1 and len(rows) == 401
+
+
+def test_a_title_misspelt_in_its_only_rare_word_is_found_past_a_crowded_block(
+        store: Store) -> None:
+    # "large language models" is a block of every title here, and crowded: the one word
+    # that tells "... Data Preprocessors" apart is the one misspelt.
+    rng = random.Random(0)
+    names = ("".join(rng.choices(string.ascii_lowercase, k=9)) for _ in range(100))
+    crowd = [Paper(f"Large Language Models as {name.capitalize()}", "") for name in names]
+    title = "Large Language Models as Data Preprocessors"
+    store.ingest_dump("a" * 64, "one", "test", [*crowd, Paper(title, "")], NOW)
+    for n, seen in enumerate(("Large Language Models as Data Preprocesors",
+                              "Large Language Models as Data Prepocessors",
+                              "Large Language Models as Data Preprocessorss")):
+        counts = store.ingest_dump(str(n) * 64, f"seen-{n}", "test", [Paper(seen, "")], NOW)
+        assert counts.new == 0, seen
+    assert [m.paper_title for m in store.merges()] == [title] * 3
+
+
+def test_a_version_5_store_files_its_titles_under_their_new_blocks(tmp_path: Path) -> None:
+    path = tmp_path / "digest.db"
+    store = Store(path)
+    rng = random.Random(1)
+    title = "Large Language Models as Data Preprocessors"
+    store.ingest_dump("a" * 64, "one", "test", [
+        *(Paper(f"Large Language Models as {''.join(rng.choices(string.ascii_lowercase, k=9))}",
+                "") for _ in range(100)), Paper(title, "")], NOW)
+    store.close()
+    with sqlite3.connect(path) as conn:  # as version 5 filed it: its word combinations only
+        conn.execute("DELETE FROM recent_blocks WHERE paper_id = 101")
+        conn.executemany("INSERT INTO recent_blocks VALUES (?, 101, ?)",
+                         [(b, len(title_key(title)))
+                          for b in title_blocks(normalise(title))[:4]])
+        conn.execute("PRAGMA user_version = 5")
+    conn.close()
+
+    store = Store(path)
+    match = store.explain("Large Language Models as Data Preprocesors")
+    assert match.paper is not None and match.paper.title == title
+    assert store.db.execute("SELECT COUNT(*) FROM recent_blocks").fetchone()[0] == 0
+    blocks = {b for (b,) in store.db.execute("SELECT block FROM paper_blocks "
+                                             "WHERE paper_id = 101")}
+    # Its three combinations with "preprocessors" and the two new ones; the crowded
+    # combination of common words keeps its first 65 papers, and this is not one.
+    assert blocks == set(title_blocks(normalise(title))) - {blocks_of_the_crowd(store)}
+    store.close()
+
+
+def blocks_of_the_crowd(store: Store) -> int:
+    (block,) = store.db.execute("SELECT block FROM paper_blocks GROUP BY block "
+                                "HAVING COUNT(*) > ?", [BLOCK_LIMIT]).fetchone()
+    return int(block)

@@ -11,7 +11,7 @@ import sqlite_utils
 from digest.errors import DigestError
 from digest.identity import normalise, title_blocks, title_key
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 # A crowded block keeps only the rows that mark it crowded (BLOCK_LIMIT + 1 of
 # store/matching.py): no lookup reads the others. Also run by bench/ingest.py on the
 # stores it builds in bulk.
@@ -129,6 +129,16 @@ _MIGRATIONS: list[list[str]] = [
             paper_id INTEGER NOT NULL,
             length INTEGER NOT NULL,
             PRIMARY KEY (block, paper_id)) WITHOUT ROWID""",
+        TRIM_CROWDED_BLOCKS,
+    ],
+    # 6: a title whose one rare word is misspelt is found by that word's start or end
+    # (identity.title_blocks): every stored title is filed under the blocks it has now.
+    [
+        "INSERT OR IGNORE INTO paper_blocks SELECT block, paper_id, length FROM recent_blocks",
+        "DELETE FROM recent_blocks",
+        """INSERT OR IGNORE INTO paper_blocks (block, paper_id, length)
+           SELECT b.value, p.id, length(title_key(p.title))
+           FROM papers p, json_each(title_blocks(p.title)) b""",
         TRIM_CROWDED_BLOCKS,
     ],
 ]
