@@ -130,8 +130,13 @@ via towards system systems open robust general context long memory
 """.split())
 # A title is filed under the combinations of all but one of its rarest words.
 _BLOCK_WORDS = 4
-# A title's only rare word is also filed by its start and its end from this length on.
-_MIN_SPLIT_WORD = 6
+# A title's only rare word is also filed by its first and its last _PART letters from
+# _SPLIT_FROM letters on. One misspelling (a letter dropped, doubled or changed, or two
+# swapped) of a word of 7 letters or more leaves one of the two intact; of 6, all but a
+# swap of the middle two; of 5, all but those of the middle letter. (From 4, so that a
+# 5-letter word with a letter dropped is still filed so.)
+_PART = 3
+_SPLIT_FROM = 4
 
 
 def title_blocks(normalised: str) -> list[int]:
@@ -141,13 +146,13 @@ def title_blocks(normalised: str) -> list[int]:
     Rarest means not on the list of common title words, then longest. A misspelt word
     leaves one combination of the others intact: with it gone, the others are still the
     rarest, and the misspelling, rare or not, is the fourth. The same function files a
-    stored title and looks up a new one, so each costs four index entries.
+    stored title and looks up a new one, so each costs four index entries (six below).
 
     A title with one rare word ("Large Language Models as Data Preprocessors") gets two
     more: its common words with the rare word's first letters, and with its last. When
     the rare word is the one misspelt, the combination left intact is of common words
     only, which thousands of titles share in a large store: too many to look through.
-    One misspelling leaves the start or the end of a word intact.
+    One misspelling leaves the start or the end of a word intact (see _PART).
     """
     ranked = sorted({(w in _COMMON, -len(w), w) for w in normalised.split()})[:_BLOCK_WORDS]
     # A block is the sum of its words' CRC-32s: stable across runs, free of word order,
@@ -159,12 +164,12 @@ def title_blocks(normalised: str) -> list[int]:
     total = sum(hashes)
     blocks = [(total - h) & 0xFFFFFFFF for h in hashes]
     rare, second = ranked[0], ranked[1]
-    if not rare[0] and second[0] and len(rare[2]) >= _MIN_SPLIT_WORD:
-        word = rare[2]
-        part = 4 if len(word) >= 8 else 3  # the two never overlap
-        others = total - hashes[0]
-        blocks += [(others + zlib.crc32(f"{word[:part]}<".encode())) & 0xFFFFFFFF,
-                   (others + zlib.crc32(f">{word[-part:]}".encode())) & 0xFFFFFFFF]
+    if not rare[0] and second[0] and len(rare[2]) >= _SPLIT_FROM:
+        # Parts of a fixed length: a dropped or doubled letter changes the word's length
+        # but not its other end.
+        word, others = rare[2], total - hashes[0]
+        blocks += [(others + zlib.crc32(f"{word[:_PART]}<".encode())) & 0xFFFFFFFF,
+                   (others + zlib.crc32(f">{word[-_PART:]}".encode())) & 0xFFFFFFFF]
     return blocks
 
 

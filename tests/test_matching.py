@@ -281,6 +281,34 @@ def test_a_version_5_store_files_its_titles_under_their_new_blocks(tmp_path: Pat
 
 
 def blocks_of_the_crowd(store: Store) -> int:
-    (block,) = store.db.execute("SELECT block FROM paper_blocks GROUP BY block "
-                                "HAVING COUNT(*) > ?", [BLOCK_LIMIT]).fetchone()
-    return int(block)
+    """The one crowded block of a store."""
+    (block,) = store.db.execute(
+        "SELECT block FROM (SELECT block FROM paper_blocks UNION ALL "
+        "SELECT block FROM recent_blocks) GROUP BY block HAVING COUNT(*) > ?",
+        [BLOCK_LIMIT]).fetchall()
+    return int(block[0])
+
+
+def test_a_merge_that_brings_an_arxiv_id_makes_it_that_papers_id(store: Store) -> None:
+    store.ingest_dump("a" * 64, "one", "test", [Paper("Orca 2: Teaching Small Models", "")],
+                      NOW)
+    counts = store.ingest_dump("b" * 64, "two", "test", [
+        Paper("ORCA 2 - Teaching Small Models", "", arxiv_id="2311.11045"),
+        Paper("Orca 2: Teaching Small Language Models How to Reason", "",
+              arxiv_id="2311.11045"),  # the id decides, whatever the title
+        Paper("Orca 2: Teaching Small Models.", "", arxiv_id="2401.99999")], NOW)
+    assert (counts.papers, counts.new) == (3, 1)
+    ids = sorted((p.arxiv_id or "", p.dumps) for p in store.undelivered())
+    assert ids == [("2311.11045", 2), ("2401.99999", 1)]
+
+
+def test_a_crowded_block_stays_crowded_when_titles_come_back_with_other_ids(
+        store: Store) -> None:
+    first = [Paper(f"Paper number {n}", "", arxiv_id=f"2401.{n:05d}") for n in range(100)]
+    again = [Paper(f"Paper number {n}", "", arxiv_id=f"2402.{n:05d}") for n in range(100)]
+    store.ingest_dump("a" * 64, "one", "test", first, NOW)
+    assert store.ingest_dump("b" * 64, "two", "test", again, NOW).new == 100
+    # Another id is another paper, and its blocks are looked up before it is filed.
+    crowd = blocks_of_the_crowd(store)
+    rows = store.db.execute("SELECT COUNT(*) FROM recent_blocks WHERE block = ?", [crowd])
+    assert rows.fetchone()[0] == BLOCK_LIMIT + 1  # and it got no more rows

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterable, Iterator
+from dataclasses import replace
 from datetime import date, datetime
 from itertools import islice
 from typing import Any
@@ -62,7 +63,7 @@ class _StoredIndex:
             index.candidates[row[0]] = Candidate(*row[:4])
         lengths: dict[int, list[int]] = {}
         for s, a in listings:
-            if not (a and a in index.by_arxiv) and s.key not in index.by_key:
+            if index._may_be_new(s, a):
                 for block in s.blocks:
                     lengths.setdefault(block, []).append(len(s.key))
         rows = [row for table in _BLOCK_TABLES for row in _select_in(
@@ -82,6 +83,15 @@ class _StoredIndex:
             index.candidates[row[0]] = Candidate(*row)
         return index
 
+    def _may_be_new(self, spelling: Spelling, arxiv_id: str | None) -> bool:
+        """Whether a listing may be a paper the store lacks, so that its blocks are looked
+        up: it is not a paper by its arXiv id, nor by its exact key unless that paper has
+        another arXiv id."""
+        if arxiv_id and arxiv_id in self.by_arxiv:
+            return False
+        exact = self.by_key.get(spelling.key)
+        return exact is None or _other_ids(arxiv_id, self.candidates[exact].arxiv_id)
+
     def match(self, spelling: Spelling, abstract: str, arxiv_id: str | None, *,
               explain: bool = False) -> Match:
         """The stored paper a listing is. Candidates with another arXiv id are other papers
@@ -93,7 +103,7 @@ class _StoredIndex:
         exact_id = self.by_key.get(spelling.key)
         if exact_id is not None:
             exact = self._candidate(exact_id)
-            if not (arxiv_id and exact.arxiv_id and exact.arxiv_id != arxiv_id):
+            if not _other_ids(arxiv_id, exact.arxiv_id):
                 return Match(exact, _EXACT)
         by_block, filed = self.by_block, self.filed
         ids = {i for b in spelling.blocks
@@ -125,6 +135,12 @@ class _StoredIndex:
             else:
                 by_block[block] = [paper_id]
         return blocks
+
+    def fill_arxiv_id(self, paper_id: int, arxiv_id: str) -> None:
+        """Give a paper the arXiv id a listing merged into it brought, so that a later
+        listing of that id is this paper, and one of another id is not."""
+        self.by_arxiv[arxiv_id] = paper_id
+        self.candidates[paper_id] = replace(self._candidate(paper_id), arxiv_id=arxiv_id)
 
     def _candidate(self, paper_id: int) -> Candidate:
         if paper_id not in self.candidates:
@@ -171,6 +187,7 @@ class _Batch:
                 updates.append(_merge_row(paper_id, paper))
                 if paper.arxiv_id and not match.paper.arxiv_id:
                     arxiv_ids.append((paper.arxiv_id, paper_id))
+                    index.fill_arxiv_id(paper_id, paper.arxiv_id)
                 if match.verdict.kind == "fuzzy":
                     merges.append((self.dump_id, paper_id, paper.title, match.verdict.score,
                                    match.verdict.reason))
@@ -228,6 +245,11 @@ def _merge_row(paper_id: int, paper: Paper) -> tuple[object, ...]:
     return (paper.abstract, _json_list(paper.authors), paper.authors_count,
             _iso(paper.published), paper.upvotes, paper.upvotes, paper.url,
             _json_list(paper.categories), paper_id)
+
+
+def _other_ids(mine: str | None, theirs: str | None) -> bool:
+    """Whether two listings carry different arXiv ids: two papers, whatever their titles."""
+    return bool(mine and theirs and mine != theirs)
 
 
 def _json_list(items: tuple[str, ...]) -> str:
