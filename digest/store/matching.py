@@ -24,10 +24,11 @@ _NEW = Match(None, None)
 # paper more than this, which marks it crowded: rows no lookup reads are not written.
 BLOCK_LIMIT = 64
 # New blocks go to the small table recent_blocks, and move to paper_blocks in one sorted
-# pass once it holds this many rows. A batch's blocks fall on random pages of the index,
-# and SQLite writes every page a transaction touches twice (to the WAL, then the file):
-# written straight into paper_blocks, a 10,000-paper dump touched nearly every page of a
-# million-paper store's blocks. Batched this way a page is written once per move.
+# pass when a dump ends with this many rows there. A batch's blocks fall on random pages
+# of the index, and SQLite writes every page a transaction touches twice (to the WAL,
+# then the file): written straight into paper_blocks, a 10,000-paper dump touched nearly
+# every page of a million-paper store's blocks. Batched this way a page is written once
+# per move.
 RECENT_LIMIT = 250_000
 _CANDIDATE_COLUMNS = "id, title, abstract, arxiv_id"
 _BLOCK_TABLES = ("paper_blocks", "recent_blocks")
@@ -205,7 +206,6 @@ class _Batch:
         self.conn.executemany("INSERT OR IGNORE INTO sightings (paper_id, dump_id, rank, "
                               "upvotes, title) VALUES (?, ?, ?, ?, ?)", sightings)
         return len(inserts)
-
 
     def settle(self) -> None:
         """Move the recent blocks into paper_blocks once there are RECENT_LIMIT of them: in
