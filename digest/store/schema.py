@@ -21,6 +21,18 @@ TRIM_CROWDED_BLOCKS = """DELETE FROM paper_blocks WHERE (block, paper_id) IN (
                ROW_NUMBER() OVER (PARTITION BY block ORDER BY paper_id) AS n
         FROM paper_blocks)
     WHERE n > 65)"""
+# Statements more than one migration runs; frozen like them once released.
+# The blocks a paper is filed under: the same shape for the table lookups read and the
+# table new blocks wait in, so that rows move from one to the other as they are.
+_BLOCKS_TABLE = """CREATE TABLE {} (
+    block INTEGER NOT NULL,
+    paper_id INTEGER NOT NULL,
+    length INTEGER NOT NULL,
+    PRIMARY KEY (block, paper_id)) WITHOUT ROWID"""
+# Every stored title under the blocks identity.title_blocks gives it today.
+_FILE_EVERY_TITLE = """INSERT OR IGNORE INTO paper_blocks (block, paper_id, length)
+    SELECT b.value, p.id, length(title_key(p.title))
+    FROM papers p, json_each(title_blocks(p.title)) b"""
 
 # One list of statements per schema version; a store at version N runs the lists after N.
 # Never edit a released entry: add a new one.
@@ -103,14 +115,8 @@ _MIGRATIONS: list[list[str]] = [
         # with the length of its key: a title too much longer or shorter cannot score
         # enough, so it is turned down without reading its row. No foreign key: it is an
         # index the store keeps, and checking one costs every insert.
-        """CREATE TABLE paper_blocks (
-            block INTEGER NOT NULL,
-            paper_id INTEGER NOT NULL,
-            length INTEGER NOT NULL,
-            PRIMARY KEY (block, paper_id)) WITHOUT ROWID""",
-        """INSERT OR IGNORE INTO paper_blocks (block, paper_id, length)
-           SELECT b.value, p.id, length(title_key(p.title))
-           FROM papers p, json_each(title_blocks(p.title)) b""",
+        _BLOCKS_TABLE.format("paper_blocks"),
+        _FILE_EVERY_TITLE,
         # Every fuzzy merge: the title as a dump spelt it, the score, the paper it joined.
         """CREATE TABLE merges (
             id INTEGER PRIMARY KEY,
@@ -124,11 +130,7 @@ _MIGRATIONS: list[list[str]] = [
     # 5: new blocks are written to a small table first and moved into paper_blocks in
     # bulk (store/matching.py says why), and crowded blocks are trimmed.
     [
-        """CREATE TABLE recent_blocks (
-            block INTEGER NOT NULL,
-            paper_id INTEGER NOT NULL,
-            length INTEGER NOT NULL,
-            PRIMARY KEY (block, paper_id)) WITHOUT ROWID""",
+        _BLOCKS_TABLE.format("recent_blocks"),
         TRIM_CROWDED_BLOCKS,
     ],
     # 6: a title whose one rare word is misspelt is found by that word's start or end
@@ -136,9 +138,7 @@ _MIGRATIONS: list[list[str]] = [
     [
         "INSERT OR IGNORE INTO paper_blocks SELECT block, paper_id, length FROM recent_blocks",
         "DELETE FROM recent_blocks",
-        """INSERT OR IGNORE INTO paper_blocks (block, paper_id, length)
-           SELECT b.value, p.id, length(title_key(p.title))
-           FROM papers p, json_each(title_blocks(p.title)) b""",
+        _FILE_EVERY_TITLE,
         TRIM_CROWDED_BLOCKS,
     ],
 ]
