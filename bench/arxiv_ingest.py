@@ -16,13 +16,14 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import resource
 import subprocess
 import sys
 import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
+
+from rss import ChildPeaks, peak_rss_mb
 
 _WORDS = ("model", "language", "learning", "neural", "network", "training", "data", "large",
           "diffusion", "agent", "reasoning", "vision", "transformer", "attention", "graph",
@@ -100,11 +101,13 @@ _PHASES = {"baseline": baseline, "parse": parse, "ingest": ingest}
 
 
 def _run_phase(phase: str, path: Path) -> None:
-    """In a child process: run one phase, print its figures as JSON."""
+    """In a child process: run one phase, print its figures as JSON. The ingest's peak is
+    its own and its parsing worker's together."""
     start = time.perf_counter()
-    papers = _PHASES[phase](path)
+    with ChildPeaks() as worker:
+        papers = _PHASES[phase](path)
     seconds = time.perf_counter() - start
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_mb = peak_rss_mb() + worker.peak_mb
     print(json.dumps({"papers": papers, "seconds": seconds, "peak_rss_mb": peak_mb}))
 
 

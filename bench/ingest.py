@@ -4,7 +4,8 @@ For each store size it copies a prebuilt store of that many papers, ingests the 
 synthetic page-text dumps into it twice, each in a fresh process, and prints papers per
 second and peak RSS:
 
-- fuzzy: the real path, `pipeline.ingest_file` (read, parse, match: arXiv id, exact key,
+- fuzzy: the real path, `pipeline.ingest_paths` (read; parse and fold in the run's parsing
+  worker, which runs beside it; match: arXiv id, exact key,
   blocks and fuzzy verdicts; insert or merge; sightings; recorded merges);
 - baseline: the same read and parse, then `INSERT OR IGNORE` on an exact key (the title
   case-folded, whitespace collapsed) into a table with the papers table's columns.
@@ -30,7 +31,6 @@ import json
 import os
 import random
 import re
-import resource
 import shutil
 import sqlite3
 import subprocess
@@ -44,6 +44,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+
+from rss import ChildPeaks, peak_rss_mb  # noqa: E402
 
 from digest.config import Config  # noqa: E402
 from digest.dumps import Screen, parse_dump, parse_records, read_dump  # noqa: E402
@@ -268,14 +270,16 @@ def write_dumps(work: Path, store_size: int, papers: int, dump_size: int, respel
 def worker(mode: str, db: Path, dumps: Path) -> None:
     files = sorted(dumps.glob("dump-*"))
     start = time.perf_counter()
+    worker_mb = 0.0
     if mode == "fuzzy":
-        from digest.pipeline import ingest_file
+        from digest.pipeline import ingest_paths
         from digest.store import open_store
 
         config = Config(state_dir=db.parent, page_year=2024)
-        with open_store(db) as store:
-            results = [ingest_file(store, config, f, NOW) for f in files]
+        with open_store(db) as store, ChildPeaks() as children:
+            results = list(ingest_paths(store, config, files, NOW))
             seconds = time.perf_counter() - start
+            worker_mb = children.peak_mb
             merges = store.status().fuzzy_merges
             manifest = json.loads((dumps / "manifest.json").read_text(encoding="utf-8"))
             seen = {k: sighted(store.db.conn, ids) for k, ids in manifest.items()}
@@ -289,21 +293,10 @@ def worker(mode: str, db: Path, dumps: Path) -> None:
         papers, new = bare_ingest(conn, files)
         seconds = time.perf_counter() - start
         conn.close()
-    rss_mb = peak_rss_mb()
+    # The run's parsing worker runs beside it: the peak is the two together.
+    rss_mb = peak_rss_mb() + worker_mb
     print(json.dumps({"seconds": seconds, "papers": papers, "new": new, "merges": merges,
                       "rss_mb": rss_mb, "errors": bad, **seen}))
-
-
-def peak_rss_mb() -> float:
-    """This process's own peak RSS. Not getrusage's ru_maxrss: Linux carries a parent's
-    high-water mark into a child through fork and exec, so a worker started by a bench
-    that had just generated 300,000 listings reported the bench's size, not its own."""
-    try:
-        status = Path("/proc/self/status").read_text(encoding="ascii")
-    except OSError:
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    (line,) = (x for x in status.splitlines() if x.startswith("VmHWM:"))
-    return int(line.split()[1]) / 1024
 
 
 def bare_connection(db: Path) -> sqlite3.Connection:

@@ -16,6 +16,7 @@ class DumpError(DigestError):
 
     def __init__(self, path: str, message: str, *, line: int | None = None) -> None:
         self.path = path
+        self.message = message
         self.line = line
         where = f"{path}:{line}" if line is not None else path
         super().__init__(f"{where}: {message}")

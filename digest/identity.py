@@ -14,6 +14,8 @@ from typing import NamedTuple
 from rapidfuzz import fuzz
 from rapidfuzz.distance import Levenshtein
 
+from digest.model import Paper
+
 # -- normalisation ------------------------------------------------------------------------
 
 _GREEK = {
@@ -339,6 +341,17 @@ class Spelling(NamedTuple):
     def of(cls, title: str) -> Spelling:
         normalised = normalise(title)
         return cls(title, normalised, normalised.replace(" ", ""), title_blocks(normalised))
+
+
+class Listing(NamedTuple):
+    """A paper as a dump lists it, with its title folded: what matching takes."""
+
+    paper: Paper
+    spelling: Spelling
+
+    @classmethod
+    def of(cls, paper: Paper) -> Listing:
+        return cls(paper, Spelling.of(paper.title))
 
 
 @dataclass(frozen=True)

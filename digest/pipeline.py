@@ -11,6 +11,7 @@ import logging
 import os
 import stat
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, replace
@@ -19,7 +20,7 @@ from pathlib import Path
 
 from digest.config import Config
 from digest.deliver import new_message_id, sender_from_config
-from digest.dumps import OnBytes, Screen, parse_records, read_dump
+from digest.dumps import OnBytes, read_dump
 from digest.errors import DeliveryError, DigestError, DumpError, LockedError
 from digest.model import DumpResult, Notice
 from digest.outbox import (
@@ -35,6 +36,7 @@ from digest.outbox import (
     nothing_new_notice,
     preview_edition,
 )
+from digest.readahead import Job, ReadAhead
 from digest.render import (
     render_edition,
 )
@@ -119,42 +121,69 @@ def run_job(config: Config, inbox: list[Path] | None = None, *, dry_run: bool = 
 
 def ingest_paths(store: Store, config: Config, entries: Iterable[Path | DumpError],
                  now: datetime, progress: Progress | None = None) -> Iterator[DumpResult]:
-    """Ingest each dump of an inbox listing; what the walk could not reach is failed too."""
-    for entry in entries:
-        if isinstance(entry, DumpError):
-            yield _failed(store, _path_key(entry.path), entry, now)
-        else:
-            yield ingest_file(store, config, entry, now, progress)
+    """Ingest each dump of an inbox listing, in order; what the walk could not reach is
+    failed too. The next dump is read and handed to the parsing worker (readahead.py)
+    before this one goes into the store, so that its parse overlaps this one's matching."""
+    progress = progress or no_progress
+    with ReadAhead(config.page_year) as reader:
+        started: deque[Job | DumpResult | DumpError] = deque()
+        for entry in entries:
+            started.append(_start(store, reader, entry, progress))
+            if len(started) > _LOOKAHEAD:
+                yield _finish(store, reader, started.popleft(), now, progress)
+        while started:
+            yield _finish(store, reader, started.popleft(), now, progress)
+
+
+# Dumps handed to the worker beyond the one going into the store.
+_LOOKAHEAD = 1
 
 
 def ingest_file(store: Store, config: Config, path: Path, now: datetime,
                 progress: Progress | None = None) -> DumpResult:
-    """Ingest one dump in one transaction; a bad file is recorded as failed, never raised.
+    """Ingest one dump in one transaction; a bad file is recorded as failed, never raised."""
+    (result,) = ingest_paths(store, config, [path], now, progress)
+    return result
 
-    The dump is read twice when big: once to hash it (so a dump already in the store costs
-    no parse), then streamed into the store's transaction, which a broken file, too many bad
-    records, or a change to the file since the hash rolls back whole.
-    """
-    progress = progress or no_progress
-    total = _size(path)
+
+def _start(store: Store, reader: ReadAhead, entry: Path | DumpError,
+           progress: Progress) -> Job | DumpResult | DumpError:
+    """Read a dump to hash it (a dump already in the store costs no parse) and hand it to
+    the worker; a dump that cannot be read is failed once the ones before it are in."""
+    if isinstance(entry, DumpError):
+        return entry
     try:
-        with progress(f"reading {path.name}", total) as on_bytes:
-            dump = read_dump(path, on_bytes)
+        with progress(f"reading {entry.name}", _size(entry)) as on_bytes:
+            dump = read_dump(entry, on_bytes)
     except DumpError as exc:
-        return _failed(store, _path_key(str(path)), exc, now)
+        return exc
     if store.dump_ingested(dump.sha256):
-        return DumpResult(str(path), "skipped", error=None)
-    screen = Screen(str(path))
+        return DumpResult(str(entry), "skipped", error=None)
+    return reader.submit(dump)
+
+
+def _finish(store: Store, reader: ReadAhead, started: Job | DumpResult | DumpError,
+            now: datetime, progress: Progress) -> DumpResult:
+    """Take a dump's listings from the worker into the store, in one transaction that a
+    broken file, too many bad records, or a change to the file since the hash rolls back
+    whole."""
+    if isinstance(started, DumpError):
+        return _failed(store, _path_key(started.path), started, now)
+    if isinstance(started, DumpResult):
+        return started
+    job = started
+    if store.dump_ingested(job.sha256):  # its content came in under another name since
+        return DumpResult(job.path, "skipped", error=None)
     try:
-        with progress(f"ingesting {path.name}", dump.size) as on_bytes:
-            records = parse_records(dump, page_year=config.page_year, on_bytes=on_bytes)
-            counts = store.ingest_dump(dump.sha256, str(path), records.format,
-                                       screen.papers_of(records.items), now)
+        with progress(f"ingesting {Path(job.path).name}", job.size) as on_bytes:
+            parsed = reader.parsed(job, on_bytes)
+            counts = store.ingest_listings(job.sha256, job.path, parsed.format,
+                                           parsed.batches(), now)
     except DumpError as exc:
         # The error names the first bad record; the warnings of a dump not taken are moot.
-        return _failed(store, dump.sha256, exc, now)
-    return DumpResult(str(path), "ingested", records.format, counts.papers, counts.new,
-                      warnings=tuple(screen.warnings))
+        return _failed(store, job.sha256, exc, now)
+    return DumpResult(job.path, "ingested", parsed.format, counts.papers, counts.new,
+                      warnings=parsed.warnings)
 
 
 def _failed(store: Store, key: str, exc: DumpError, now: datetime) -> DumpResult:

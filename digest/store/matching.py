@@ -11,7 +11,15 @@ from datetime import date, datetime
 from itertools import islice
 from typing import Any
 
-from digest.identity import Candidate, Match, Spelling, Verdict, best_match, could_score
+from digest.identity import (
+    Candidate,
+    Listing,
+    Match,
+    Spelling,
+    Verdict,
+    best_match,
+    could_score,
+)
 from digest.model import Paper
 
 _ARXIV = Verdict(True, 100.0, "arXiv id", "arxiv")
@@ -161,19 +169,16 @@ class _Batch:
         self.now = now.isoformat()
         self.next_id = next_id
 
-    def ingest(self, papers: list[Paper], first_rank: int) -> int:
+    def ingest(self, listings: list[Listing], first_rank: int) -> int:
         """Match, insert and merge one batch; returns how many papers were new."""
-        spellings = [Spelling.of(p.title) for p in papers]
-        index = _StoredIndex.fetch(self.conn, [(s, p.arxiv_id)
-                                               for s, p in zip(spellings, papers, strict=True)])
+        index = _StoredIndex.fetch(self.conn, [(s, p.arxiv_id) for p, s in listings])
         inserts: list[tuple[object, ...]] = []
         blocks: list[tuple[int, int, int]] = []
         updates: list[tuple[object, ...]] = []
         arxiv_ids: list[tuple[str, int]] = []
         merges: list[tuple[object, ...]] = []
         sightings: list[tuple[object, ...]] = []
-        for rank, (spelling, paper) in enumerate(zip(spellings, papers, strict=True),
-                                                 first_rank):
+        for rank, (paper, spelling) in enumerate(listings, first_rank):
             match = index.match(spelling, paper.abstract, paper.arxiv_id)
             if match.paper is None or match.verdict is None:
                 paper_id, key = self.next_id, spelling.key

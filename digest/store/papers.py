@@ -11,7 +11,7 @@ from datetime import date, datetime
 
 import sqlite_utils
 
-from digest.identity import Match, Spelling
+from digest.identity import Listing, Match, Spelling
 from digest.model import Paper, StoredPaper
 from digest.store.matching import _Batch, _chunks, _StoredIndex
 
@@ -69,12 +69,21 @@ class PaperTables:
 
     def ingest_dump(self, sha256: str, path: str, fmt: str, papers: Iterable[Paper],
                     now: datetime, *, batch_size: int = 500) -> IngestCounts:
-        """Save a parsed dump in one transaction: all of its papers and sightings, or none.
+        """Save a parsed dump in one transaction, folding its titles here: for callers
+        that hold papers rather than the listings a run's reader folds ahead."""
+        return self.ingest_listings(
+            sha256, path, fmt, ([Listing.of(p) for p in chunk]
+                                for chunk in _chunks(papers, batch_size)), now)
 
-        Papers are matched and written `batch_size` at a time: one query per batch for
-        each of arXiv ids, exact keys and blocks, then one executemany per table, so the
-        cost per paper stays flat however large the store, and memory stays flat however
-        large the dump.
+    def ingest_listings(self, sha256: str, path: str, fmt: str,
+                        batches: Iterable[list[Listing]], now: datetime) -> IngestCounts:
+        """Save a dump's listings in one transaction: all of its papers and sightings, or
+        none.
+
+        Listings are matched and written a batch at a time: one query per batch for each
+        of arXiv ids, exact keys and blocks, then one executemany per table, so the cost
+        per paper stays flat however large the store, and memory stays flat however large
+        the dump.
         """
         with self.db.atomic():
             self.db.execute("DELETE FROM dumps WHERE sha256 = ? AND status = 'failed'", [sha256])
@@ -83,9 +92,9 @@ class PaperTables:
                 "VALUES (?, ?, ?, 'ingested', ?)", [sha256, path, fmt, now.isoformat()]))
             batch = _Batch(self.db.conn, dump_id, now, self._next_paper_id())
             total = new = 0
-            for chunk in _chunks(papers, batch_size):
-                new += batch.ingest(chunk, first_rank=total + 1)
-                total += len(chunk)
+            for listings in batches:
+                new += batch.ingest(listings, first_rank=total + 1)
+                total += len(listings)
             batch.settle()
             self.db.execute("UPDATE dumps SET papers = ?, new = ? WHERE id = ?",
                             [total, new, dump_id])
