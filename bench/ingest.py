@@ -268,6 +268,8 @@ def write_dumps(work: Path, store_size: int, papers: int, dump_size: int, respel
 # -- the two ingests, each in a process of its own -----------------------------------------
 
 def worker(mode: str, db: Path, dumps: Path) -> None:
+    """Ingest the dumps into the store and print the figures. The time runs until the
+    store is closed: what either path leaves to checkpoint counts."""
     files = sorted(dumps.glob("dump-*"))
     start = time.perf_counter()
     worker_mb = 0.0
@@ -278,8 +280,9 @@ def worker(mode: str, db: Path, dumps: Path) -> None:
         config = Config(state_dir=db.parent, page_year=2024)
         with open_store(db) as store, ChildPeaks() as children:
             results = list(ingest_paths(store, config, files, NOW))
-            seconds = time.perf_counter() - start
-            worker_mb = children.peak_mb
+        seconds = time.perf_counter() - start
+        worker_mb = children.peak_mb
+        with open_store(db) as store:
             merges = store.status().fuzzy_merges
             manifest = json.loads((dumps / "manifest.json").read_text(encoding="utf-8"))
             seen = {k: sighted(store.db.conn, ids) for k, ids in manifest.items()}
@@ -291,8 +294,8 @@ def worker(mode: str, db: Path, dumps: Path) -> None:
         bad = []
         seen = {}
         papers, new = bare_ingest(conn, files)
-        seconds = time.perf_counter() - start
         conn.close()
+        seconds = time.perf_counter() - start
     # The run's parsing worker runs beside it: the peak is the two together.
     rss_mb = peak_rss_mb() + worker_mb
     print(json.dumps({"seconds": seconds, "papers": papers, "new": new, "merges": merges,

@@ -65,9 +65,19 @@ def parse_records(dump: DumpFile, *, page_year: int | None = None,
     on_bytes(dump.size)  # a document is parsed in one go: the bar has nothing to show
     try:
         if is_page:
-            parsed = pagetext.parse_page_text(text, reference=dump.modified, page_year=page_year)
-            return Records(parsed.format, iter(parsed.papers))
+            _, papers = pagetext.page_listings(text, reference=dump.modified,
+                                               page_year=page_year)
+            return Records(pagetext.FORMAT, _named(name, papers))
         return _json_records(load_json(text.lstrip("\ufeff")))
+    except ParseError as exc:
+        raise DumpError(name, exc.message, line=exc.line) from None
+
+
+def _named(name: str, papers: Iterator[Paper]) -> Iterator[Paper]:
+    """Listings parsed as they are read, with a ParseError met on the way named for the
+    file, like one met at the start."""
+    try:
+        yield from papers
     except ParseError as exc:
         raise DumpError(name, exc.message, line=exc.line) from None
 

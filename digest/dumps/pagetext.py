@@ -36,33 +36,48 @@ def looks_like_page_text(head: str) -> bool:
 
 
 def parse_page_text(text: str, *, reference: date, page_year: int | None = None) -> ParsedDump:
-    """Parse a page dump into its listings, in page order.
+    """Parse a page dump whole into its listings, in page order."""
+    page_date, papers = page_listings(text, reference=reference, page_year=page_year)
+    return ParsedDump(format=FORMAT, papers=tuple(papers), page_date=page_date)
+
+
+def page_listings(text: str, *, reference: date,
+                  page_year: int | None = None) -> tuple[date, Iterator[Paper]]:
+    """The page's date, read from its header at once, and its listings in page order, each
+    parsed as the text is read: the first of a big page is ready long before the last.
 
     The page shows dates without the year when it is the page's own year. `page_year` says
     which year that is; without it, the page date is taken as the last such date on or
     before `reference` (the file's modification date).
     """
     # one_line also drops control characters: nothing from a dump reaches a reader raw.
-    lines = [(n, ln) for n, ln in _clean_lines(text) if ln]
-    page_date, body = _split_header(lines, reference, page_year)
-    papers: list[Paper] = []
-    i = 0
-    while i < len(body):
-        title_no, title = body[i]
+    lines = ((n, ln) for n, ln in _clean_lines(text) if ln)
+    page_date = _read_header(lines, reference, page_year)
+    return page_date, _listings(lines, page_date)
+
+
+def _listings(lines: Iterator[tuple[int, str]], page_date: date) -> Iterator[Paper]:
+    line = next(lines, None)
+    while line is not None:
+        title_no, title = line
         if _AUTHORS.match(title) or title == "·":
             raise ParseError("paper metadata where a title was expected", line=title_no)
         if len(title) > _MAX_TITLE:
             raise ParseError(f"a title of {len(title)} characters: not a listing", line=title_no)
-        if i + 1 >= len(body):
+        if (abstract := next(lines, None)) is None:
             raise ParseError(f"the listing {title[:60]!r} ends with no abstract", line=title_no)
-        abstract = body[i + 1][1]
-        i += 2
         authors_count, published, upvotes = None, None, None
-        if i < len(body) and _AUTHORS.match(body[i][1]):
-            authors_count, published, upvotes, i = _parse_meta(body, i, page_date)
-        papers.append(Paper(title=title, abstract=abstract, authors_count=authors_count,
-                            published=published, upvotes=upvotes))
-    return ParsedDump(format=FORMAT, papers=tuple(papers), page_date=page_date)
+        line = next(lines, None)
+        if line is not None and (m := _AUTHORS.match(line[1])):
+            authors_count = int(m["n"])
+            line = next(lines, None)
+            if line is not None and line[1] == "·":
+                line = next(lines, None)
+            if line is not None and (m := _META_DATE.match(line[1])):
+                published, upvotes = _published(m, line[0], page_date)
+                line = next(lines, None)
+        yield Paper(title=title, abstract=abstract[1], authors_count=authors_count,
+                    published=published, upvotes=upvotes)
 
 
 def _clean_lines(text: str) -> Iterator[tuple[int, str]]:
@@ -72,11 +87,11 @@ def _clean_lines(text: str) -> Iterator[tuple[int, str]]:
         yield number, one_line(line)
 
 
-def _split_header(lines: list[tuple[int, str]], reference: date,
-                  page_year: int | None) -> tuple[date, list[tuple[int, str]]]:
-    for k, (line_no, line) in enumerate(lines):
+def _read_header(lines: Iterator[tuple[int, str]], reference: date,
+                 page_year: int | None) -> date:
+    for line_no, line in lines:
         if m := _PAGE_DATE.match(line):
-            return _page_date(m, reference, page_year, line_no), lines[k + 1:]
+            return _page_date(m, reference, page_year, line_no)
         if line.casefold() not in _HEADER_LINES:
             raise ParseError(f"expected the page header, found {line[:60]!r}", line=line_no)
     raise ParseError("no page date in the header: not a Daily Papers page")
@@ -94,15 +109,7 @@ def _page_date(m: re.Match[str], reference: date, page_year: int | None, line_no
     return candidate
 
 
-def _parse_meta(body: list[tuple[int, str]], i: int,
-                page_date: date) -> tuple[int, date | None, int | None, int]:
-    authors_count = int(_AUTHORS.match(body[i][1])["n"])  # type: ignore[index]
-    i += 1
-    if i < len(body) and body[i][1] == "·":
-        i += 1
-    if i >= len(body) or not (m := _META_DATE.match(body[i][1])):
-        return authors_count, None, None, i
-    line_no = body[i][0]
+def _published(m: re.Match[str], line_no: int, page_date: date) -> tuple[date, int | None]:
     month, day = _MONTHS[m["mon"]], int(m["day"])
     try:
         if m["year"]:
@@ -115,4 +122,4 @@ def _parse_meta(body: list[tuple[int, str]], i: int,
     except ValueError as exc:
         raise ParseError(f"published date {m.group(0)!r}: {exc}", line=line_no) from None
     upvotes = int(m["upvotes"]) if m["upvotes"] else None
-    return authors_count, published, upvotes, i + 1
+    return published, upvotes
