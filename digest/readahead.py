@@ -13,7 +13,10 @@ from __future__ import annotations
 import multiprocessing
 import queue
 import signal
+import sys
+import types
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from operator import attrgetter
 from typing import Any
@@ -34,9 +37,11 @@ _POLL = 0.5
 # several times slower than its fields.
 _PAPER_FIELDS = attrgetter(*(f.name for f in fields(Paper)))
 _SPELLING_AT = len(fields(Paper))
-# spawn, not fork: the run holds an open SQLite connection and, in the daemon, scheduler
-# threads, neither of which a forked child may inherit safely.
-_CONTEXT = multiprocessing.get_context("spawn")
+# Workers are forked from a server process that has imported only this module, not from
+# the run: a child may not inherit the run's open SQLite connection, nor (in the daemon)
+# its scheduler threads.
+_CONTEXT = multiprocessing.get_context("forkserver")
+_CONTEXT.set_forkserver_preload([__name__])
 
 
 @dataclass(frozen=True)
@@ -145,9 +150,23 @@ class ReadAhead:
         jobs, results = _CONTEXT.Queue(), _CONTEXT.Queue(_AHEAD)
         process = _CONTEXT.Process(target=_work, name="digest-readahead", daemon=True,
                                    args=(jobs, results, self._page_year))
-        process.start()
+        with _main_module_hidden():
+            process.start()
         self._process, self._jobs, self._results = process, jobs, results
         self._workers += 1
+
+
+@contextmanager
+def _main_module_hidden() -> Iterator[None]:
+    """multiprocessing runs the program's main module again in a new worker, so that what
+    it pickled from there unpickles: for the `digest` command that is the whole CLI,
+    a tenth of a second a run. The worker needs nothing from it."""
+    main = sys.modules["__main__"]
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        sys.modules["__main__"] = main
 
 
 def _stopped(job: Job, code: int | None) -> DumpError:

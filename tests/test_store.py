@@ -1,14 +1,11 @@
-import shutil
 import sqlite3
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
 import pytest
 
-from digest.errors import DumpError
 from digest.model import Paper
-from digest.store import SCHEMA_VERSION, Store, open_store
+from digest.store import SCHEMA_VERSION, Store
 
 NOW = datetime(2025, 3, 1, 8, 0)
 
@@ -103,32 +100,3 @@ def test_dumps_between_two_editions(store: Store) -> None:
         ("bad.txt", "failed", "bad.txt: empty file"), ("three.txt", "ingested", None)]
     assert store.last_dump_arrival(days[1]) == days[0]  # a failed dump is no arrival
     assert store.last_edition_created() == days[2]
-
-
-def test_a_dump_is_checkpointed_into_the_store_file_in_the_background(tmp_path: Path) -> None:
-    """The ingest's commit leaves the WAL to the store's thread: once it has run, the store
-    file alone (no WAL) holds the dump."""
-    store = Store(tmp_path / "digest.db")
-    try:
-        store.ingest_dump("a" * 64, "one.txt", "test", [Paper("Attention Is All You Need", "x")],
-                          NOW)
-        store.checkpoints.close()  # waits for the checkpoint asked for
-        shutil.copy(tmp_path / "digest.db", tmp_path / "file-only.db")
-        with sqlite3.connect(tmp_path / "file-only.db") as alone:
-            assert alone.execute("SELECT title FROM papers").fetchall() == [
-                ("Attention Is All You Need",)]
-        # Commits other than an ingest's checkpoint as SQLite does by default.
-        assert store.db.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 1000
-    finally:
-        store.close()
-
-
-def test_a_failed_ingest_leaves_checkpoints_as_they_were(tmp_path: Path) -> None:
-    def papers() -> Iterator[Paper]:
-        yield Paper("A", "x")
-        raise DumpError("bad.txt", "broken record", line=3)
-
-    with open_store(tmp_path / "digest.db") as store:
-        with pytest.raises(DumpError):
-            store.ingest_dump("e" * 64, "bad.txt", "test", papers(), NOW)
-        assert store.db.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 1000

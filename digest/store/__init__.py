@@ -12,7 +12,6 @@ from pathlib import Path
 
 import sqlite_utils
 
-from digest.store.checkpoint import Checkpointer
 from digest.store.editions import EditionTables
 from digest.store.papers import DumpRecord, IngestCounts, MergeRecord, PaperTables
 from digest.store.schedule import ScheduleTables
@@ -50,10 +49,8 @@ class Store(PaperTables, EditionTables, ScheduleTables):
         # parts of their indexes of a million papers in memory (the default is 2 MB).
         self.db.execute("PRAGMA cache_size=-65536")
         migrate(self.db, path)
-        self.checkpoints = Checkpointer(path)
 
     def close(self) -> None:
-        self.checkpoints.close()
         self.db.close()
 
     @property

@@ -13,7 +13,6 @@ import sqlite_utils
 
 from digest.identity import Listing, Match, Spelling
 from digest.model import Paper, StoredPaper
-from digest.store.checkpoint import Checkpointer
 from digest.store.matching import _Batch, _chunks, _StoredIndex
 
 
@@ -47,15 +46,10 @@ class DumpRecord:
     seen_at: datetime
 
 
-# SQLite's default: the commit that brings the WAL to this many pages checkpoints it.
-_AUTOCHECKPOINT = 1000
-
-
 class PaperTables:
     """The store's dumps, papers, sightings and merges."""
 
     db: sqlite_utils.Database
-    checkpoints: Checkpointer
 
     # -- dumps ---------------------------------------------------------------------------
 
@@ -91,26 +85,19 @@ class PaperTables:
         per paper stays flat however large the store, and memory stays flat however large
         the dump.
         """
-        # The background thread checkpoints once the dump is in, not this commit.
-        self.db.execute("PRAGMA wal_autocheckpoint=0")
-        try:
-            with self.db.atomic():
-                self.db.execute("DELETE FROM dumps WHERE sha256 = ? AND status = 'failed'",
-                                [sha256])
-                dump_id = _rowid(self.db.execute(
-                    "INSERT INTO dumps (sha256, path, format, status, seen_at) "
-                    "VALUES (?, ?, ?, 'ingested', ?)", [sha256, path, fmt, now.isoformat()]))
-                batch = _Batch(self.db.conn, dump_id, now, self._next_paper_id())
-                total = new = 0
-                for listings in batches:
-                    new += batch.ingest(listings, first_rank=total + 1)
-                    total += len(listings)
-                batch.settle()
-                self.db.execute("UPDATE dumps SET papers = ?, new = ? WHERE id = ?",
-                                [total, new, dump_id])
-        finally:
-            self.db.execute(f"PRAGMA wal_autocheckpoint={_AUTOCHECKPOINT}")
-        self.checkpoints.kick()
+        with self.db.atomic():
+            self.db.execute("DELETE FROM dumps WHERE sha256 = ? AND status = 'failed'", [sha256])
+            dump_id = _rowid(self.db.execute(
+                "INSERT INTO dumps (sha256, path, format, status, seen_at) "
+                "VALUES (?, ?, ?, 'ingested', ?)", [sha256, path, fmt, now.isoformat()]))
+            batch = _Batch(self.db.conn, dump_id, now, self._next_paper_id())
+            total = new = 0
+            for listings in batches:
+                new += batch.ingest(listings, first_rank=total + 1)
+                total += len(listings)
+            batch.settle()
+            self.db.execute("UPDATE dumps SET papers = ?, new = ? WHERE id = ?",
+                            [total, new, dump_id])
         return IngestCounts(total, new)
 
     def _next_paper_id(self) -> int:
