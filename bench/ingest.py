@@ -2,11 +2,12 @@
 
 For each store size it copies a prebuilt store of that many papers, ingests the same
 synthetic page-text dumps into it twice, each in a fresh process, and prints papers per
-second and peak RSS:
+second, the ratio of the two times and of the two CPU times, and peak RSS:
 
 - fuzzy: the real path, `pipeline.ingest_paths` (read; parse and fold in the run's parsing
-  worker, which runs beside it; match: arXiv id, exact key,
-  blocks and fuzzy verdicts; insert or merge; sightings; recorded merges);
+  worker, beside it on another core; match: arXiv id, exact key, blocks and fuzzy
+  verdicts; insert or merge; sightings; recorded merges). Its CPU time and RSS are the
+  run's and the worker's together;
 - baseline: the same read and parse, then `INSERT OR IGNORE` on an exact key (the title
   case-folded, whitespace collapsed) into a table with the papers table's columns.
 
@@ -271,7 +272,7 @@ def worker(mode: str, db: Path, dumps: Path) -> None:
     """Ingest the dumps into the store and print the figures. The time runs until the
     store is closed: what either path leaves to checkpoint counts."""
     files = sorted(dumps.glob("dump-*"))
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     worker_mb = 0.0
     if mode == "fuzzy":
         from digest.pipeline import ingest_paths
@@ -281,6 +282,8 @@ def worker(mode: str, db: Path, dumps: Path) -> None:
         with open_store(db) as store, ChildPeaks() as children:
             results = list(ingest_paths(store, config, files, NOW))
         seconds = time.perf_counter() - start
+        # The worker's CPU counts: the run's own is only the part it does not overlap.
+        cpu = time.process_time() - cpu_start + children.cpu_seconds
         worker_mb = children.peak_mb
         with open_store(db) as store:
             merges = store.status().fuzzy_merges
@@ -296,10 +299,11 @@ def worker(mode: str, db: Path, dumps: Path) -> None:
         papers, new = bare_ingest(conn, files)
         conn.close()
         seconds = time.perf_counter() - start
+        cpu = time.process_time() - cpu_start
     # The run's parsing worker runs beside it: the peak is the two together.
     rss_mb = peak_rss_mb() + worker_mb
-    print(json.dumps({"seconds": seconds, "papers": papers, "new": new, "merges": merges,
-                      "rss_mb": rss_mb, "errors": bad, **seen}))
+    print(json.dumps({"seconds": seconds, "cpu": cpu, "papers": papers, "new": new,
+                      "merges": merges, "rss_mb": rss_mb, "errors": bad, **seen}))
 
 
 def bare_connection(db: Path) -> sqlite3.Connection:
@@ -428,9 +432,9 @@ def main() -> None:
         return
     print(f"{args.papers:,} papers ingested ({args.dump_size:,} a dump, "
           f"{args.respelled:.0%} re-spelled, {args.near:.0%} near misses)\n")
-    print("| stored papers | fuzzy papers/s | baseline papers/s | time ratio | fuzzy RSS MB "
-          "| baseline RSS MB | re-spellings caught | near misses new |")
-    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("| stored papers | fuzzy papers/s | baseline papers/s | time ratio | CPU ratio "
+          "| fuzzy RSS MB | baseline RSS MB | re-spellings caught | near misses new |")
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for size in (int(s) for s in args.stores.split(",")):
         fuzzy_db, bare_db = build_stores(args.work_dir, size, vocab)
         dumps = write_dumps(args.work_dir, size, args.papers, args.dump_size, args.respelled,
@@ -443,7 +447,8 @@ def main() -> None:
         near_new = dumps.near - fuzzy["near"]
         print(f"| {size:,} | {fuzzy['papers'] / fuzzy['seconds']:,.0f} "
               f"| {bare['papers'] / bare['seconds']:,.0f} "
-              f"| {fuzzy['seconds'] / bare['seconds']:.2f} | {fuzzy['rss_mb']:.0f} "
+              f"| {fuzzy['seconds'] / bare['seconds']:.2f} | {fuzzy['cpu'] / bare['cpu']:.2f} "
+              f"| {fuzzy['rss_mb']:.0f} "
               f"| {bare['rss_mb']:.0f} | {fuzzy['respelled']:,.0f} of {dumps.respelled:,} "
               f"| {near_new:,.0f} of {dumps.near:,} |", flush=True)
         expected_new = dumps.papers - dumps.respelled

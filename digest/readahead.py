@@ -11,11 +11,12 @@ transaction that any error in it rolls back.
 from __future__ import annotations
 
 import multiprocessing
+import os
 import queue
 import signal
 import sys
 import types
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from operator import attrgetter
@@ -180,11 +181,11 @@ def _work(jobs: Any, results: Any, page_year: int | None) -> None:
     # Ctrl-C stops the run, and the run stops its worker.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     while True:
-        job_id, dump = jobs.get()
+        job_id, dump = _waiting(jobs.get)
         try:
             _parse(job_id, dump, page_year, results)
         except DumpError as exc:
-            results.put((job_id, "error", (exc.path, exc.message, exc.line)))
+            _waiting(results.put, (job_id, "error", (exc.path, exc.message, exc.line)))
         # Anything else is a bug: the worker dies with its traceback on stderr, and the
         # run fails the dumps it held (ReadAhead.receive).
 
@@ -197,7 +198,7 @@ def _parse(job_id: int, dump: DumpFile, page_year: int | None, results: Any) -> 
         read += count
 
     records = parse_records(dump, page_year=page_year, on_bytes=on_bytes)
-    results.put((job_id, "format", records.format))
+    _waiting(results.put, (job_id, "format", records.format))
     screen = Screen(str(dump.path))
     rows: list[tuple[Any, ...]] = []
     chars = 0
@@ -205,6 +206,19 @@ def _parse(job_id: int, dump: DumpFile, page_year: int | None, results: Any) -> 
         rows.append((*_PAPER_FIELDS(paper), *Spelling.of(paper.title)[1:]))
         chars += len(paper.title) + len(paper.abstract)
         if len(rows) == BATCH or chars >= _BATCH_CHARS:
-            results.put((job_id, "batch", (rows, read)))
+            _waiting(results.put, (job_id, "batch", (rows, read)))
             rows, read, chars = [], 0, 0
-    results.put((job_id, "done", (rows, read, screen.warnings)))
+    _waiting(results.put, (job_id, "done", (rows, read, screen.warnings)))
+
+
+def _waiting(call: Callable[..., Any], *args: Any) -> Any:
+    """A queue's get or put, waited on while the run that started this worker lives: a
+    run killed outright (SIGKILL, or SIGTERM, which Python does not catch) cannot stop its
+    worker, which would otherwise wait on a full or empty queue for ever."""
+    while True:
+        try:
+            return call(*args, timeout=_POLL)
+        except (queue.Empty, queue.Full):
+            parent = multiprocessing.parent_process()
+            if parent is not None and not parent.is_alive():
+                os._exit(0)

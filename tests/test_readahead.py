@@ -8,6 +8,9 @@ import os
 import shutil
 import signal
 import sqlite3
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -101,3 +104,60 @@ def test_a_dump_copied_under_another_name_goes_in_once(tmp_path: Path, inbox: Pa
         assert results[seeds[0].name].status == "ingested"
         assert results["copy.txt"].status == "skipped"
         assert store.status().dumps == 1
+
+
+_KILLED_RUN = """
+import sys, time
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from digest.config import Config
+from digest.pipeline import ingest_paths
+from digest.store import open_store
+
+@contextmanager
+def stall(label, total):
+    def on_bytes(n):
+        if label.startswith("ingesting"):
+            import multiprocessing
+            (worker,) = multiprocessing.active_children()
+            print(worker.pid, flush=True)
+            time.sleep(600)  # killed meanwhile
+    yield on_bytes
+
+state = Path(sys.argv[1])
+with open_store(state / "digest.db") as store:
+    list(ingest_paths(store, Config(state_dir=state, page_year=2024), [Path(sys.argv[2])],
+                      datetime(2026, 3, 10), stall))
+"""
+
+
+def _exited(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii")
+    except FileNotFoundError:
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] == "Z"  # a zombie has exited
+
+
+def test_a_worker_whose_run_is_killed_outright_exits(tmp_path: Path) -> None:
+    """SIGKILL leaves a run no chance to stop its worker, which waits on a full queue:
+    the worker notices its run is gone and exits."""
+    dump = tmp_path / "big.txt"
+    dump.write_text("Daily Papers\n\nbyAK and the research community\n\nNov 20\n\n" + "".join(
+        f"Paper number {n}\n\nAn abstract of paper {n}.\n\n" for n in range(40 * BATCH)),
+        encoding="utf-8")
+    run = subprocess.Popen([sys.executable, "-c", _KILLED_RUN, str(tmp_path), str(dump)],
+                           stdout=subprocess.PIPE, text=True)
+    try:
+        assert run.stdout is not None
+        worker = int(run.stdout.readline())
+        time.sleep(1)  # the worker fills the queue the run no longer reads
+        assert not _exited(worker)
+    finally:
+        run.kill()
+        run.wait()
+    deadline = time.monotonic() + 10
+    while not _exited(worker) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _exited(worker)
