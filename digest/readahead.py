@@ -6,6 +6,10 @@ Python runs one thread at a time: a second process lets the two halves overlap o
 machine with two cores. The worker runs at most a few batches ahead of the store, so
 memory stays bounded however big the dump, and a dump still goes into the store in one
 transaction that any error in it rolls back.
+
+The two talk over a pipe each way, and each end is held by one process only: when either
+process dies, the other reads the end of its pipe at once (a run waiting on a worker that
+was killed half-way through a message would otherwise wait for ever).
 """
 
 from __future__ import annotations
@@ -15,10 +19,12 @@ import os
 import queue
 import signal
 import sys
+import threading
 import types
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, fields
+from multiprocessing.connection import Connection
 from operator import attrgetter
 from typing import Any
 
@@ -32,8 +38,6 @@ from digest.model import Paper
 BATCH = 500
 _BATCH_CHARS = 1 << 20
 _AHEAD = 32
-# How often a wait for the worker checks that it is still running, in seconds.
-_POLL = 0.5
 # A listing crosses the pipe as a flat tuple, not as objects: a frozen dataclass pickles
 # several times slower than its fields.
 _PAPER_FIELDS = attrgetter(*(f.name for f in fields(Paper)))
@@ -50,8 +54,6 @@ class Job:
     """A dump handed to the worker, to be taken back in the order it was handed over."""
 
     id: int
-    # The worker it was handed to: the run starts another when one stops.
-    worker: int
     path: str
     size: int
     sha256: str
@@ -76,22 +78,24 @@ class Parsed:
                 yield [Listing(Paper(*row[:_SPELLING_AT]),
                                Spelling(row[0], *row[_SPELLING_AT:])) for row in rows]
             if kind == "done":
+                self._reader.taken(self._job)
                 self.warnings = tuple(payload[2])
                 return
 
 
 class ReadAhead:
-    """The worker process of one run, started when the first dump is handed to it."""
+    """The worker process of one run, started when the first dump is handed to it, and
+    started again if it stops: the dump it was on fails, the ones after it go to the new
+    worker."""
 
     def __init__(self, page_year: int | None) -> None:
         self._page_year = page_year
         self._process: Any = None
-        self._jobs: Any = None
-        self._results: Any = None
+        self._jobs: Connection | None = None
+        self._results: Connection | None = None
         self._next_id = 0
-        self._workers = 0
-        # How each worker that is gone ended: what a dump handed to it reports.
-        self._exit_codes: dict[int, int | None] = {}
+        # The dumps handed over and not taken back yet, in order: what a new worker gets.
+        self._handed: dict[int, DumpFile] = {}
 
     def __enter__(self) -> ReadAhead:
         return self
@@ -101,11 +105,10 @@ class ReadAhead:
 
     def submit(self, dump: DumpFile) -> Job:
         """Hand a dump to the worker; it starts on it once the dumps before it are parsed."""
-        if self._process is None or not self._process.is_alive():
-            self._start()  # the jobs handed to a worker that stopped fail when taken
-        job = Job(self._next_id, self._workers, str(dump.path), dump.size, dump.sha256)
+        job = Job(self._next_id, str(dump.path), dump.size, dump.sha256)
         self._next_id += 1
-        self._jobs.put((job.id, dump))
+        self._handed[job.id] = dump
+        self._send(job.id, dump)
         return job
 
     def parsed(self, job: Job, on_bytes: OnBytes) -> Parsed:
@@ -117,44 +120,73 @@ class ReadAhead:
     def receive(self, job: Job) -> tuple[str, Any]:
         """The worker's next message about a job; messages about jobs given up on (a dump
         found to be in the store already) are dropped."""
-        if job.worker != self._workers or self._process is None:
-            raise _stopped(job, self._exit_codes.get(job.worker))
         while True:
             try:
-                job_id, kind, payload = self._results.get(timeout=_POLL)
-            except queue.Empty:
-                if not self._process.is_alive():
-                    self.close()  # a later dump gets a new worker
-                    raise _stopped(job, self._exit_codes[job.worker]) from None
-                continue
-            if job_id < job.id:
+                assert self._results is not None  # a job was handed over: a worker runs
+                job_id, kind, payload = self._results.recv()
+            except (EOFError, OSError):
+                raise self._worker_stopped(job) from None
+            if job_id != job.id:
                 continue
             if kind == "error":
+                self.taken(job)
                 path, message, line = payload
                 raise DumpError(path, message, line=line)
             return kind, payload
+
+    def taken(self, job: Job) -> None:
+        """The run has all it will take of a job: a new worker need not parse it again."""
+        self._handed.pop(job.id, None)
 
     def close(self) -> None:
         """Stop the worker: at once, since whatever it still has queued is given up."""
         if self._process is None:
             return
-        self._process.terminate()
-        self._process.join()
-        self._exit_codes[self._workers] = self._process.exitcode
-        for channel in (self._jobs, self._results):
-            channel.cancel_join_thread()
-            channel.close()
+        assert self._jobs is not None and self._results is not None
+        self._jobs.close()  # the worker reads the end of its jobs and exits
+        self._results.close()
+        self._process.join(timeout=_EXIT_WAIT)
+        if self._process.is_alive():
+            self._process.terminate()
+            self._process.join()
         self._process = self._jobs = self._results = None
 
-    def _start(self) -> None:
+    def _worker_stopped(self, job: Job) -> DumpError:
+        """The worker died (killed, out of memory, a bug): the dump it was on fails, and
+        the dumps after it go to a new worker."""
+        self._process.join()
+        code = self._process.exitcode
+        self._process.terminate()  # gone already; this only tidies up
         self.close()
-        jobs, results = _CONTEXT.Queue(), _CONTEXT.Queue(_AHEAD)
+        self.taken(job)
+        for job_id, dump in list(self._handed.items()):
+            self._send(job_id, dump)
+        return DumpError(job.path, f"the parsing process stopped (exit code {code}); the "
+                         "dump is read again on the next run")
+
+    def _send(self, job_id: int, dump: DumpFile) -> None:
+        if self._process is None:
+            self._start()
+        assert self._jobs is not None
+        # A worker that is gone is found out by the next wait for it, which starts another.
+        with suppress(OSError):
+            self._jobs.send((job_id, dump))
+
+    def _start(self) -> None:
+        jobs_in, jobs = _CONTEXT.Pipe(duplex=False)
+        results, results_out = _CONTEXT.Pipe(duplex=False)
         process = _CONTEXT.Process(target=_work, name="digest-readahead", daemon=True,
-                                   args=(jobs, results, self._page_year))
-        with _main_module_hidden():
+                                   args=(jobs_in, results_out, self._page_year))
+        with _main_module_hidden(), _signal_mask_kept():
             process.start()
+        # Only the worker holds its ends: its death is the end of the results pipe here.
+        jobs_in.close()
+        results_out.close()
         self._process, self._jobs, self._results = process, jobs, results
-        self._workers += 1
+
+
+# How long a worker told to stop may take to exit before it is terminated, in seconds.
+_EXIT_WAIT = 5.0
 
 
 @contextmanager
@@ -170,27 +202,57 @@ def _main_module_hidden() -> Iterator[None]:
         sys.modules["__main__"] = main
 
 
-def _stopped(job: Job, code: int | None) -> DumpError:
-    how = f" (exit code {code})" if code is not None else ""
-    return DumpError(job.path, f"the parsing process stopped{how}; the dump is read again "
-                     "on the next run")
+@contextmanager
+def _signal_mask_kept() -> Iterator[None]:
+    """multiprocessing unblocks SIGINT and SIGTERM in the thread that first starts its
+    helper processes; the daemon's run thread keeps them blocked, for its signal thread
+    to take (daemon.py)."""
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, [])
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
 
-def _work(jobs: Any, results: Any, page_year: int | None) -> None:
-    """The worker: parse each dump handed over, in order, until the run stops it."""
+def _work(jobs: Connection, results: Connection, page_year: int | None) -> None:
+    """The worker: parse each dump handed over, in order. A thread takes the dumps in as
+    they come, so that the run never waits to hand one over, and another sends the
+    listings out, so that parsing goes on while a batch is in the pipe. Either ends the
+    process when its pipe ends: the run closed it, or the run is gone."""
     # Ctrl-C stops the run, and the run stops its worker.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    inbox: queue.SimpleQueue[tuple[int, DumpFile]] = queue.SimpleQueue()
+    outbox: queue.Queue[tuple[int, str, Any]] = queue.Queue(_AHEAD)
+    threading.Thread(target=_take_in, args=(jobs, inbox), daemon=True).start()
+    threading.Thread(target=_send_out, args=(outbox, results), daemon=True).start()
     while True:
-        job_id, dump = _waiting(jobs.get)
+        job_id, dump = inbox.get()
         try:
-            _parse(job_id, dump, page_year, results)
+            _parse(job_id, dump, page_year, outbox)
         except DumpError as exc:
-            _waiting(results.put, (job_id, "error", (exc.path, exc.message, exc.line)))
+            outbox.put((job_id, "error", (exc.path, exc.message, exc.line)))
         # Anything else is a bug: the worker dies with its traceback on stderr, and the
-        # run fails the dumps it held (ReadAhead.receive).
+        # run fails the dump it was on.
 
 
-def _parse(job_id: int, dump: DumpFile, page_year: int | None, results: Any) -> None:
+def _take_in(jobs: Connection, inbox: queue.SimpleQueue[tuple[int, DumpFile]]) -> None:
+    try:
+        while True:
+            inbox.put(jobs.recv())
+    except (EOFError, OSError):
+        os._exit(0)
+
+
+def _send_out(outbox: queue.Queue[tuple[int, str, Any]], results: Connection) -> None:
+    try:
+        while True:
+            results.send(outbox.get())
+    except OSError:
+        os._exit(0)
+
+
+def _parse(job_id: int, dump: DumpFile, page_year: int | None,
+           outbox: queue.Queue[tuple[int, str, Any]]) -> None:
     read = 0
 
     def on_bytes(count: int) -> None:
@@ -198,27 +260,14 @@ def _parse(job_id: int, dump: DumpFile, page_year: int | None, results: Any) -> 
         read += count
 
     records = parse_records(dump, page_year=page_year, on_bytes=on_bytes)
-    _waiting(results.put, (job_id, "format", records.format))
+    outbox.put((job_id, "format", records.format))
     screen = Screen(str(dump.path))
     rows: list[tuple[Any, ...]] = []
     chars = 0
     for paper in screen.papers_of(records.items):
         rows.append((*_PAPER_FIELDS(paper), *Spelling.of(paper.title)[1:]))
-        chars += len(paper.title) + len(paper.abstract)
+        chars += len(paper.title) + len(paper.abstract) + sum(map(len, paper.authors))
         if len(rows) == BATCH or chars >= _BATCH_CHARS:
-            _waiting(results.put, (job_id, "batch", (rows, read)))
+            outbox.put((job_id, "batch", (rows, read)))
             rows, read, chars = [], 0, 0
-    _waiting(results.put, (job_id, "done", (rows, read, screen.warnings)))
-
-
-def _waiting(call: Callable[..., Any], *args: Any) -> Any:
-    """A queue's get or put, waited on while the run that started this worker lives: a
-    run killed outright (SIGKILL, or SIGTERM, which Python does not catch) cannot stop its
-    worker, which would otherwise wait on a full or empty queue for ever."""
-    while True:
-        try:
-            return call(*args, timeout=_POLL)
-        except (queue.Empty, queue.Full):
-            parent = multiprocessing.parent_process()
-            if parent is not None and not parent.is_alive():
-                os._exit(0)
+    outbox.put((job_id, "done", (rows, read, screen.warnings)))

@@ -10,6 +10,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,6 +19,7 @@ from pathlib import Path
 
 from digest.config import Config
 from digest.dumps import OnBytes, parse_dump, read_dump
+from digest.model import DumpResult
 from digest.pipeline import inbox_files, ingest_paths
 from digest.readahead import BATCH
 from digest.store import open_store
@@ -75,9 +77,8 @@ def test_a_killed_worker_fails_the_dumps_it_held_and_the_run_goes_on(
     with open_store(tmp_path / "store.db") as store:
         first = list(ingest_paths(store, config, inbox_files([inbox]), NOW,
                                   kill_while_reading_the_second))
-        # The first dump was handed to the worker a moment before: a new interpreter is
-        # still starting then, far from done with it. The second found the worker dead
-        # and went to a new one.
+        # The first dump was handed to the worker just before: whatever the worker did
+        # with it, the run had taken none of it and fails it. The others go to a new worker.
         assert [r.status for r in first] == ["failed"] + ["ingested"] * 4
         assert first[0].error == (f"{seeds[0]}: the parsing process stopped (exit code -9); "
                                   "the dump is read again on the next run")
@@ -95,15 +96,58 @@ def test_a_killed_worker_fails_the_dumps_it_held_and_the_run_goes_on(
 
 def test_a_dump_copied_under_another_name_goes_in_once(tmp_path: Path, inbox: Path,
                                                        config: Config) -> None:
-    """Both copies are hashed before either goes in: the second is found at its turn."""
+    """Both copies are hashed and handed to the worker before either goes in: the second is
+    found at its turn, and what the worker made of it is not taken for the next dump."""
     seeds = sorted(inbox.glob("*.txt"))
     shutil.copy(seeds[0], inbox / "copy.txt")
+    order = [seeds[0], inbox / "copy.txt", seeds[1]]
     with open_store(tmp_path / "store.db") as store:
-        results = {Path(r.path).name: r for r in
-                   ingest_paths(store, config, [seeds[0], inbox / "copy.txt"], NOW)}
-        assert results[seeds[0].name].status == "ingested"
-        assert results["copy.txt"].status == "skipped"
-        assert store.status().dumps == 1
+        results = list(ingest_paths(store, config, order, NOW))
+        assert [r.status for r in results] == ["ingested", "skipped", "ingested"]
+        assert [r.papers for r in results] == [
+            len(parse_dump(read_dump(p), page_year=2024).papers) if r.status == "ingested"
+            else 0 for p, r in zip(order, results, strict=True)]
+        assert store.status().dumps == 2
+
+
+def test_a_worker_killed_mid_batch_fails_its_dump_and_the_next_goes_in(
+        tmp_path: Path, inbox: Path, config: Config) -> None:
+    """Each batch is bigger than a pipe holds, so a worker the run is not reading from
+    waits half-way through writing one. Killed there, it leaves half a message: the run
+    fails the dump it was on and hands the next one, already handed over, to a new
+    worker."""
+    big = tmp_path / "a-big.txt"
+    big.write_text("Daily Papers\n\nbyAK and the research community\n\nNov 20\n\n" + "".join(
+        f"Paper number {n}\n\n{'An abstract of many words. ' * 25}{n}\n\n"
+        for n in range(10 * BATCH)), encoding="utf-8")
+    seed = sorted(inbox.glob("*.txt"))[0]
+
+    @contextmanager
+    def kill_at_the_first_batch(label: str, total: int) -> Iterator[OnBytes]:
+        def on_bytes(_: int) -> None:
+            if label == f"ingesting {big.name}" and _workers():
+                time.sleep(1)  # the worker fills the pipe and waits in mid-message
+                (worker,) = _workers()
+                os.kill(worker.pid, signal.SIGKILL)
+                worker.join()
+        yield on_bytes
+
+    results: list[DumpResult] = []
+
+    def ingest() -> None:
+        with open_store(tmp_path / "store.db") as store:
+            results.extend(ingest_paths(store, config, [big, seed], NOW,
+                                        kill_at_the_first_batch))
+
+    run = threading.Thread(target=ingest, daemon=True)
+    run.start()
+    run.join(timeout=60)
+    assert not run.is_alive(), "the run waits for ever on a dead worker"
+    assert [r.status for r in results] == ["failed", "ingested"]
+    assert results[0].error == (f"{big}: the parsing process stopped (exit code -9); the "
+                                "dump is read again on the next run")
+    with open_store(tmp_path / "store.db") as store:
+        assert store.status().papers == results[1].papers
 
 
 _KILLED_RUN = """
@@ -161,3 +205,37 @@ def test_a_worker_whose_run_is_killed_outright_exits(tmp_path: Path) -> None:
     while not _exited(worker) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert _exited(worker)
+
+
+_BLOCKED_RUN = """
+import signal, sys, threading
+from datetime import datetime
+from pathlib import Path
+from digest.config import Config
+from digest.pipeline import ingest_paths
+from digest.store import open_store
+
+def run():
+    # As the daemon's run thread: SIGINT and SIGTERM are for its signal thread only.
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    state = Path(sys.argv[1])
+    with open_store(state / "digest.db") as store:
+        results = list(ingest_paths(store, Config(state_dir=state, page_year=2024),
+                                    [Path(sys.argv[2])], datetime(2026, 3, 10)))
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, [])
+    print(results[0].status, sorted(s.name for s in blocked))
+
+thread = threading.Thread(target=run)
+thread.start()
+thread.join()
+"""
+
+
+def test_starting_a_worker_keeps_the_run_threads_signals_blocked(tmp_path: Path,
+                                                                 seeds: list[Path]) -> None:
+    """multiprocessing unblocks SIGINT and SIGTERM in the thread that first starts its
+    helpers; in the daemon that thread is a run's, which must leave them to the signal
+    thread. A fresh interpreter, so that this run is the first to start them."""
+    out = subprocess.run([sys.executable, "-c", _BLOCKED_RUN, str(tmp_path), str(seeds[0])],
+                         capture_output=True, text=True, check=True).stdout
+    assert out.split(maxsplit=1) == ["ingested", "['SIGINT', 'SIGTERM']\n"]
