@@ -120,12 +120,17 @@ def run_job(config: Config, inbox: list[Path] | None = None, *, dry_run: bool = 
 
 
 def ingest_paths(store: Store, config: Config, entries: Iterable[Path | DumpError],
-                 now: datetime, progress: Progress | None = None) -> Iterator[DumpResult]:
+                 now: datetime, progress: Progress | None = None, *,
+                 read_ahead: bool | None = None) -> Iterator[DumpResult]:
     """Ingest each dump of an inbox listing, in order; what the walk could not reach is
     failed too. The next dump is read and handed to the parsing worker (readahead.py)
-    before this one goes into the store, so that its parse overlaps this one's matching."""
+    before this one goes into the store, so that its parse overlaps this one's matching;
+    `read_ahead` says whether to start one, by default when it pays (`_worth_a_worker`)."""
     progress = progress or no_progress
-    with ReadAhead(config.page_year) as reader:
+    entries = list(entries)
+    if read_ahead is None:
+        read_ahead = _worth_a_worker(entries)
+    with ReadAhead(config.page_year, worker=read_ahead) as reader:
         started: deque[Job | DumpResult | DumpError] = deque()
         for entry in entries:
             started.append(_start(store, reader, entry, progress))
@@ -137,12 +142,24 @@ def ingest_paths(store: Store, config: Config, entries: Iterable[Path | DumpErro
 
 # Dumps handed to the worker beyond the one going into the store.
 _LOOKAHEAD = 1
+# Starting the worker takes about a tenth of a second, what parsing a few MB of dumps
+# takes: below this much a run parses in its own process.
+READ_AHEAD_FROM = 8 << 20
+
+
+def _worth_a_worker(entries: list[Path | DumpError]) -> bool:
+    """Whether a parsing worker would make this run faster: there is a core for it (on one
+    core it only adds the cost of passing listings over), and enough to parse."""
+    if len(os.sched_getaffinity(0)) < 2:
+        return False
+    return sum(_size(e) for e in entries if isinstance(e, Path)) >= READ_AHEAD_FROM
 
 
 def ingest_file(store: Store, config: Config, path: Path, now: datetime,
-                progress: Progress | None = None) -> DumpResult:
+                progress: Progress | None = None, *,
+                read_ahead: bool | None = None) -> DumpResult:
     """Ingest one dump in one transaction; a bad file is recorded as failed, never raised."""
-    (result,) = ingest_paths(store, config, [path], now, progress)
+    (result,) = ingest_paths(store, config, [path], now, progress, read_ahead=read_ahead)
     return result
 
 

@@ -5,7 +5,8 @@ Parsing a dump and folding its titles cost about as much as matching and writing
 Python runs one thread at a time: a second process lets the two halves overlap on a
 machine with two cores. The worker runs at most a few batches ahead of the store, so
 memory stays bounded however big the dump, and a dump still goes into the store in one
-transaction that any error in it rolls back.
+transaction that any error in it rolls back. A run with one core, or with less to parse
+than starting a worker costs, parses in its own process (pipeline._worth_a_worker).
 
 The two talk over a pipe each way, and each end is held by one process only: when either
 process dies, the other reads the end of its pipe at once (a run waiting on a worker that
@@ -86,10 +87,14 @@ class Parsed:
 class ReadAhead:
     """The worker process of one run, started when the first dump is handed to it, and
     started again if it stops: the dump it was on fails, the ones after it go to the new
-    worker."""
+    worker. Without a worker (`worker=False`: one core, or too little to parse to repay
+    starting one) each dump is parsed here when the run takes it, into the same messages."""
 
-    def __init__(self, page_year: int | None) -> None:
+    def __init__(self, page_year: int | None, *, worker: bool = True) -> None:
         self._page_year = page_year
+        self._worker = worker
+        # In-process: the messages of the dump being taken, made as they are asked for.
+        self._inline: tuple[int, Iterator[tuple[int, str, Any]]] | None = None
         self._process: Any = None
         self._jobs: Connection | None = None
         self._results: Connection | None = None
@@ -108,7 +113,8 @@ class ReadAhead:
         job = Job(self._next_id, str(dump.path), dump.size, dump.sha256)
         self._next_id += 1
         self._handed[job.id] = dump
-        self._send(job.id, dump)
+        if self._worker:
+            self._send(job.id, dump)
         return job
 
     def parsed(self, job: Job, on_bytes: OnBytes) -> Parsed:
@@ -122,8 +128,7 @@ class ReadAhead:
         found to be in the store already) are dropped."""
         while True:
             try:
-                assert self._results is not None  # a job was handed over: a worker runs
-                job_id, kind, payload = self._results.recv()
+                job_id, kind, payload = self._next_message(job)
             except (EOFError, OSError):
                 raise self._worker_stopped(job) from None
             if job_id != job.id:
@@ -133,6 +138,15 @@ class ReadAhead:
                 path, message, line = payload
                 raise DumpError(path, message, line=line)
             return kind, payload
+
+    def _next_message(self, job: Job) -> tuple[int, str, Any]:
+        if self._worker:
+            assert self._results is not None  # a job was handed over: a worker runs
+            message: tuple[int, str, Any] = self._results.recv()
+            return message
+        if self._inline is None or self._inline[0] != job.id:
+            self._inline = job.id, _messages(job.id, self._handed[job.id], self._page_year)
+        return next(self._inline[1])
 
     def taken(self, job: Job) -> None:
         """The run has all it will take of a job: a new worker need not parse it again."""
@@ -227,12 +241,10 @@ def _work(jobs: Connection, results: Connection, page_year: int | None) -> None:
     threading.Thread(target=_send_out, args=(outbox, results), daemon=True).start()
     while True:
         job_id, dump = inbox.get()
-        try:
-            _parse(job_id, dump, page_year, outbox)
-        except DumpError as exc:
-            outbox.put((job_id, "error", (exc.path, exc.message, exc.line)))
-        # Anything else is a bug: the worker dies with its traceback on stderr, and the
+        # A bug raises out of here: the worker dies with its traceback on stderr, and the
         # run fails the dump it was on.
+        for message in _messages(job_id, dump, page_year):
+            outbox.put(message)
 
 
 def _take_in(jobs: Connection, inbox: queue.SimpleQueue[tuple[int, DumpFile]]) -> None:
@@ -251,8 +263,18 @@ def _send_out(outbox: queue.Queue[tuple[int, str, Any]], results: Connection) ->
         os._exit(0)
 
 
-def _parse(job_id: int, dump: DumpFile, page_year: int | None,
-           outbox: queue.Queue[tuple[int, str, Any]]) -> None:
+def _messages(job_id: int, dump: DumpFile,
+              page_year: int | None) -> Iterator[tuple[int, str, Any]]:
+    """What the run is told of one dump: its format, its listings a batch at a time, and
+    the warnings at the end; or the error that fails it, as the last message."""
+    try:
+        yield from _parse(job_id, dump, page_year)
+    except DumpError as exc:
+        yield job_id, "error", (exc.path, exc.message, exc.line)
+
+
+def _parse(job_id: int, dump: DumpFile,
+           page_year: int | None) -> Iterator[tuple[int, str, Any]]:
     read = 0
 
     def on_bytes(count: int) -> None:
@@ -260,7 +282,7 @@ def _parse(job_id: int, dump: DumpFile, page_year: int | None,
         read += count
 
     records = parse_records(dump, page_year=page_year, on_bytes=on_bytes)
-    outbox.put((job_id, "format", records.format))
+    yield job_id, "format", records.format
     screen = Screen(str(dump.path))
     rows: list[tuple[Any, ...]] = []
     chars = 0
@@ -268,6 +290,6 @@ def _parse(job_id: int, dump: DumpFile, page_year: int | None,
         rows.append((*_PAPER_FIELDS(paper), *Spelling.of(paper.title)[1:]))
         chars += len(paper.title) + len(paper.abstract) + sum(map(len, paper.authors))
         if len(rows) == BATCH or chars >= _BATCH_CHARS:
-            outbox.put((job_id, "batch", (rows, read)))
+            yield job_id, "batch", (rows, read)
             rows, read, chars = [], 0, 0
-    outbox.put((job_id, "done", (rows, read, screen.warnings)))
+    yield job_id, "done", (rows, read, screen.warnings)

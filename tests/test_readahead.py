@@ -17,10 +17,12 @@ from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
+import pytest
+
 from digest.config import Config
 from digest.dumps import OnBytes, parse_dump, read_dump
 from digest.model import DumpResult
-from digest.pipeline import inbox_files, ingest_paths
+from digest.pipeline import READ_AHEAD_FROM, inbox_files, ingest_paths
 from digest.readahead import BATCH
 from digest.store import open_store
 
@@ -37,8 +39,10 @@ def _stored(db: Path) -> list[tuple[object, ...]]:
                             "ON p.id = s.paper_id ORDER BY p.title, s.rank").fetchall()
 
 
+@pytest.mark.parametrize("read_ahead", [True, False], ids=["worker", "in-process"])
 def test_a_run_stores_what_parsing_in_this_process_stores(tmp_path: Path, inbox: Path,
-                                                          config: Config) -> None:
+                                                          config: Config,
+                                                          read_ahead: bool) -> None:
     """Several batches a dump, several dumps: every listing in its rank, once."""
     # A dump of more than two batches: the seeds' listings, numbered, one after another.
     listings = [p for seed in sorted(inbox.glob("*.txt"))
@@ -48,10 +52,19 @@ def test_a_run_stores_what_parsing_in_this_process_stores(tmp_path: Path, inbox:
         "Daily Papers\n\nbyAK and the research community\n\nNov 20\n\n" + "".join(
             f"{p.title} {n}\n\n{p.abstract}\n\n" for n, p in enumerate(listings)),
         encoding="utf-8")
+    workers: list[int] = []
+
+    @contextmanager
+    def count_workers(label: str, total: int) -> Iterator[OnBytes]:
+        workers.append(len(_workers()))
+        yield lambda _: None
+
     with open_store(tmp_path / "ahead.db") as store:
-        results = list(ingest_paths(store, config, inbox_files([inbox]), NOW))
+        results = list(ingest_paths(store, config, inbox_files([inbox]), NOW, count_workers,
+                                    read_ahead=read_ahead))
     assert [r.status for r in results] == ["ingested"] * 6, [r.error for r in results]
     assert results[-1].papers == len(listings)
+    assert max(workers) == int(read_ahead)
     assert _workers() == []  # the run stopped its worker
     # The same dumps, parsed here and given to the store directly.
     with open_store(tmp_path / "here.db") as store:
@@ -60,6 +73,31 @@ def test_a_run_stores_what_parsing_in_this_process_stores(tmp_path: Path, inbox:
             parsed = parse_dump(dump, page_year=2024)
             store.ingest_dump(dump.sha256, str(path), parsed.format, parsed.papers, NOW)
     assert _stored(tmp_path / "ahead.db") == _stored(tmp_path / "here.db")
+
+
+def test_a_worker_is_started_when_it_pays(tmp_path: Path, inbox: Path,
+                                          config: Config) -> None:
+    """A day's dumps are parsed in the run's own process: a worker takes longer to start
+    than they take to parse. Megabytes of them, on a machine with a second core, get one."""
+    workers: list[int] = []
+
+    @contextmanager
+    def count_workers(label: str, total: int) -> Iterator[OnBytes]:
+        workers.append(len(_workers()))
+        yield lambda _: None
+
+    with open_store(tmp_path / "store.db") as store:
+        list(ingest_paths(store, config, inbox_files([inbox]), NOW, count_workers))
+        assert max(workers) == 0
+        big = tmp_path / "big.txt"
+        big.write_text("Daily Papers\n\nbyAK and the research community\n\nNov 20\n\n"
+                       + "".join(f"Paper number {n}\n\n{'Words of an abstract. ' * 40}\n\n"
+                                 for n in range(READ_AHEAD_FROM // 800)), encoding="utf-8")
+        assert big.stat().st_size >= READ_AHEAD_FROM
+        workers.clear()
+        (result,) = ingest_paths(store, config, [big], NOW, count_workers)
+        assert result.status == "ingested"
+        assert max(workers) == (1 if len(os.sched_getaffinity(0)) > 1 else 0)
 
 
 def test_a_killed_worker_fails_the_dumps_it_held_and_the_run_goes_on(
@@ -76,7 +114,7 @@ def test_a_killed_worker_fails_the_dumps_it_held_and_the_run_goes_on(
 
     with open_store(tmp_path / "store.db") as store:
         first = list(ingest_paths(store, config, inbox_files([inbox]), NOW,
-                                  kill_while_reading_the_second))
+                                  kill_while_reading_the_second, read_ahead=True))
         # The first dump was handed to the worker just before: whatever the worker did
         # with it, the run had taken none of it and fails it. The others go to a new worker.
         assert [r.status for r in first] == ["failed"] + ["ingested"] * 4
@@ -94,15 +132,17 @@ def test_a_killed_worker_fails_the_dumps_it_held_and_the_run_goes_on(
     assert len(_stored(tmp_path / "store.db")) == len(_stored(tmp_path / "clean.db"))
 
 
+@pytest.mark.parametrize("read_ahead", [True, False], ids=["worker", "in-process"])
 def test_a_dump_copied_under_another_name_goes_in_once(tmp_path: Path, inbox: Path,
-                                                       config: Config) -> None:
+                                                       config: Config,
+                                                       read_ahead: bool) -> None:
     """Both copies are hashed and handed to the worker before either goes in: the second is
     found at its turn, and what the worker made of it is not taken for the next dump."""
     seeds = sorted(inbox.glob("*.txt"))
     shutil.copy(seeds[0], inbox / "copy.txt")
     order = [seeds[0], inbox / "copy.txt", seeds[1]]
     with open_store(tmp_path / "store.db") as store:
-        results = list(ingest_paths(store, config, order, NOW))
+        results = list(ingest_paths(store, config, order, NOW, read_ahead=read_ahead))
         assert [r.status for r in results] == ["ingested", "skipped", "ingested"]
         assert [r.papers for r in results] == [
             len(parse_dump(read_dump(p), page_year=2024).papers) if r.status == "ingested"
@@ -137,7 +177,7 @@ def test_a_worker_killed_mid_batch_fails_its_dump_and_the_next_goes_in(
     def ingest() -> None:
         with open_store(tmp_path / "store.db") as store:
             results.extend(ingest_paths(store, config, [big, seed], NOW,
-                                        kill_at_the_first_batch))
+                                        kill_at_the_first_batch, read_ahead=True))
 
     run = threading.Thread(target=ingest, daemon=True)
     run.start()
@@ -172,7 +212,7 @@ def stall(label, total):
 state = Path(sys.argv[1])
 with open_store(state / "digest.db") as store:
     list(ingest_paths(store, Config(state_dir=state, page_year=2024), [Path(sys.argv[2])],
-                      datetime(2026, 3, 10), stall))
+                      datetime(2026, 3, 10), stall, read_ahead=True))
 """
 
 
@@ -221,7 +261,8 @@ def run():
     state = Path(sys.argv[1])
     with open_store(state / "digest.db") as store:
         results = list(ingest_paths(store, Config(state_dir=state, page_year=2024),
-                                    [Path(sys.argv[2])], datetime(2026, 3, 10)))
+                                    [Path(sys.argv[2])], datetime(2026, 3, 10),
+                                    read_ahead=True))
     blocked = signal.pthread_sigmask(signal.SIG_BLOCK, [])
     print(results[0].status, sorted(s.name for s in blocked))
 
