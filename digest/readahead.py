@@ -75,9 +75,11 @@ class Parsed:
             kind, payload = self._reader.receive(self._job)
             rows, read = payload[0], payload[1]
             self._on_bytes(read)
-            if rows:
+            if rows and self._reader.worker:
                 yield [Listing(Paper(*row[:_SPELLING_AT]),
                                Spelling(row[0], *row[_SPELLING_AT:])) for row in rows]
+            elif rows:
+                yield rows
             if kind == "done":
                 self._reader.taken(self._job)
                 self.warnings = tuple(payload[2])
@@ -92,7 +94,7 @@ class ReadAhead:
 
     def __init__(self, page_year: int | None, *, worker: bool = True) -> None:
         self._page_year = page_year
-        self._worker = worker
+        self.worker = worker
         # In-process: the messages of the dump being taken, made as they are asked for.
         self._inline: tuple[int, Iterator[tuple[int, str, Any]]] | None = None
         self._process: Any = None
@@ -113,7 +115,7 @@ class ReadAhead:
         job = Job(self._next_id, str(dump.path), dump.size, dump.sha256)
         self._next_id += 1
         self._handed[job.id] = dump
-        if self._worker:
+        if self.worker:
             self._send(job.id, dump)
         return job
 
@@ -140,12 +142,13 @@ class ReadAhead:
             return kind, payload
 
     def _next_message(self, job: Job) -> tuple[int, str, Any]:
-        if self._worker:
+        if self.worker:
             assert self._results is not None  # a job was handed over: a worker runs
             message: tuple[int, str, Any] = self._results.recv()
             return message
         if self._inline is None or self._inline[0] != job.id:
-            self._inline = job.id, _messages(job.id, self._handed[job.id], self._page_year)
+            self._inline = job.id, _messages(job.id, self._handed[job.id], self._page_year,
+                                             flat=False)
         return next(self._inline[1])
 
     def taken(self, job: Job) -> None:
@@ -243,7 +246,7 @@ def _work(jobs: Connection, results: Connection, page_year: int | None) -> None:
         job_id, dump = inbox.get()
         # A bug raises out of here: the worker dies with its traceback on stderr, and the
         # run fails the dump it was on.
-        for message in _messages(job_id, dump, page_year):
+        for message in _messages(job_id, dump, page_year, flat=True):
             outbox.put(message)
 
 
@@ -263,18 +266,19 @@ def _send_out(outbox: queue.Queue[tuple[int, str, Any]], results: Connection) ->
         os._exit(0)
 
 
-def _messages(job_id: int, dump: DumpFile,
-              page_year: int | None) -> Iterator[tuple[int, str, Any]]:
+def _messages(job_id: int, dump: DumpFile, page_year: int | None, *,
+              flat: bool) -> Iterator[tuple[int, str, Any]]:
     """What the run is told of one dump: its format, its listings a batch at a time, and
-    the warnings at the end; or the error that fails it, as the last message."""
+    the warnings at the end; or the error that fails it, as the last message. Listings
+    are `flat` tuples to cross a pipe, else ready Listing objects."""
     try:
-        yield from _parse(job_id, dump, page_year)
+        yield from _parse(job_id, dump, page_year, flat)
     except DumpError as exc:
         yield job_id, "error", (exc.path, exc.message, exc.line)
 
 
-def _parse(job_id: int, dump: DumpFile,
-           page_year: int | None) -> Iterator[tuple[int, str, Any]]:
+def _parse(job_id: int, dump: DumpFile, page_year: int | None,
+           flat: bool) -> Iterator[tuple[int, str, Any]]:
     read = 0
 
     def on_bytes(count: int) -> None:
@@ -284,10 +288,11 @@ def _parse(job_id: int, dump: DumpFile,
     records = parse_records(dump, page_year=page_year, on_bytes=on_bytes)
     yield job_id, "format", records.format
     screen = Screen(str(dump.path))
-    rows: list[tuple[Any, ...]] = []
+    rows: list[Any] = []
     chars = 0
     for paper in screen.papers_of(records.items):
-        rows.append((*_PAPER_FIELDS(paper), *Spelling.of(paper.title)[1:]))
+        rows.append((*_PAPER_FIELDS(paper), *Spelling.of(paper.title)[1:]) if flat
+                    else Listing.of(paper))
         chars += len(paper.title) + len(paper.abstract) + sum(map(len, paper.authors))
         if len(rows) == BATCH or chars >= _BATCH_CHARS:
             yield job_id, "batch", (rows, read)
