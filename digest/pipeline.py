@@ -130,11 +130,14 @@ def ingest_paths(store: Store, config: Config, entries: Iterable[Path | DumpErro
     entries = list(entries)
     if read_ahead is None:
         read_ahead = _worth_a_worker(entries)
+    # In its own process a run parses a dump when it takes it: reading ahead would only
+    # hold the next one's bytes sooner.
+    lookahead = _LOOKAHEAD if read_ahead else 0
     with ReadAhead(config.page_year, worker=read_ahead) as reader:
         started: deque[Job | DumpResult | DumpError] = deque()
         for entry in entries:
             started.append(_start(store, reader, entry, progress))
-            if len(started) > _LOOKAHEAD:
+            if len(started) > lookahead:
                 yield _finish(store, reader, started.popleft(), now, progress)
         while started:
             yield _finish(store, reader, started.popleft(), now, progress)
@@ -190,6 +193,7 @@ def _finish(store: Store, reader: ReadAhead, started: Job | DumpResult | DumpErr
         return started
     job = started
     if store.dump_ingested(job.sha256):  # its content came in under another name since
+        reader.taken(job)
         return DumpResult(job.path, "skipped", error=None)
     try:
         with progress(f"ingesting {Path(job.path).name}", job.size) as on_bytes:
