@@ -33,6 +33,18 @@ def _workers() -> list[multiprocessing.process.BaseProcess]:
     return [p for p in multiprocessing.active_children() if p.name == "digest-readahead"]
 
 
+class _WorkerCounts:
+    """A progress display that notes how many workers run each time a bar opens."""
+
+    def __init__(self) -> None:
+        self.seen: list[int] = []
+
+    @contextmanager
+    def progress(self, label: str, total: int) -> Iterator[OnBytes]:
+        self.seen.append(len(_workers()))
+        yield lambda _: None
+
+
 def _stored(db: Path) -> list[tuple[object, ...]]:
     with sqlite3.connect(db) as conn:
         return conn.execute("SELECT p.title, s.rank, s.upvotes FROM sightings s JOIN papers p "
@@ -52,19 +64,14 @@ def test_a_run_stores_what_parsing_in_this_process_stores(tmp_path: Path, inbox:
         "Daily Papers\n\nbyAK and the research community\n\nNov 20\n\n" + "".join(
             f"{p.title} {n}\n\n{p.abstract}\n\n" for n, p in enumerate(listings)),
         encoding="utf-8")
-    workers: list[int] = []
-
-    @contextmanager
-    def count_workers(label: str, total: int) -> Iterator[OnBytes]:
-        workers.append(len(_workers()))
-        yield lambda _: None
+    workers = _WorkerCounts()
 
     with open_store(tmp_path / "ahead.db") as store:
-        results = list(ingest_paths(store, config, inbox_files([inbox]), NOW, count_workers,
+        results = list(ingest_paths(store, config, inbox_files([inbox]), NOW, workers.progress,
                                     read_ahead=read_ahead))
     assert [r.status for r in results] == ["ingested"] * 6, [r.error for r in results]
     assert results[-1].papers == len(listings)
-    assert max(workers) == int(read_ahead)
+    assert max(workers.seen) == int(read_ahead)
     assert _workers() == []  # the run stopped its worker
     # The same dumps, parsed here and given to the store directly.
     with open_store(tmp_path / "here.db") as store:
@@ -79,25 +86,20 @@ def test_a_worker_is_started_when_it_pays(tmp_path: Path, inbox: Path,
                                           config: Config) -> None:
     """A day's dumps are parsed in the run's own process: a worker takes longer to start
     than they take to parse. Megabytes of them, on a machine with a second core, get one."""
-    workers: list[int] = []
-
-    @contextmanager
-    def count_workers(label: str, total: int) -> Iterator[OnBytes]:
-        workers.append(len(_workers()))
-        yield lambda _: None
+    workers = _WorkerCounts()
 
     with open_store(tmp_path / "store.db") as store:
-        list(ingest_paths(store, config, inbox_files([inbox]), NOW, count_workers))
-        assert max(workers) == 0
+        list(ingest_paths(store, config, inbox_files([inbox]), NOW, workers.progress))
+        assert max(workers.seen) == 0
         big = tmp_path / "big.txt"
         big.write_text("Daily Papers\n\nbyAK and the research community\n\nNov 20\n\n"
                        + "".join(f"Paper number {n}\n\n{'Words of an abstract. ' * 40}\n\n"
                                  for n in range(READ_AHEAD_FROM // 800)), encoding="utf-8")
         assert big.stat().st_size >= READ_AHEAD_FROM
-        workers.clear()
-        (result,) = ingest_paths(store, config, [big], NOW, count_workers)
+        workers.seen.clear()
+        (result,) = ingest_paths(store, config, [big], NOW, workers.progress)
         assert result.status == "ingested"
-        assert max(workers) == (1 if len(os.sched_getaffinity(0)) > 1 else 0)
+        assert max(workers.seen) == (1 if len(os.sched_getaffinity(0)) > 1 else 0)
 
 
 def test_a_killed_worker_fails_the_dumps_it_held_and_the_run_goes_on(
