@@ -19,8 +19,9 @@ def peak_rss_mb(pid: int | str = "self") -> float:
         status = Path(f"/proc/{pid}/status").read_text(encoding="ascii")
     except OSError:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 if pid == "self" else 0
-    (line,) = (x for x in status.splitlines() if x.startswith("VmHWM:"))
-    return int(line.split()[1]) / 1024
+    # A process that has exited but is not yet reaped has no memory, and no VmHWM line.
+    peaks = [int(x.split()[1]) for x in status.splitlines() if x.startswith("VmHWM:")]
+    return peaks[0] / 1024 if peaks else 0.0
 
 
 class ChildPeaks:
