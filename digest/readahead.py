@@ -156,7 +156,8 @@ class ReadAhead:
         self._handed.pop(job.id, None)
 
     def close(self) -> None:
-        """Stop the worker: at once, since whatever it still has queued is given up."""
+        """Stop the worker: the end of its jobs ends it (terminated if it has not exited
+        within _EXIT_WAIT); whatever it still has queued is given up."""
         if self._process is None:
             return
         assert self._jobs is not None and self._results is not None
@@ -171,9 +172,8 @@ class ReadAhead:
     def _worker_stopped(self, job: Job) -> DumpError:
         """The worker died (killed, out of memory, a bug): the dump it was on fails, and
         the dumps after it go to a new worker."""
-        self._process.join()
+        self._process.join()  # its end of the pipe is closed: it is gone or going
         code = self._process.exitcode
-        self._process.terminate()  # gone already; this only tidies up
         self.close()
         self.taken(job)
         for job_id, dump in list(self._handed.items()):
