@@ -174,7 +174,7 @@ def _start(store: Store, reader: ReadAhead, entry: Path | DumpError,
         return entry
     try:
         with progress(f"reading {entry.name}", _size(entry)) as on_bytes:
-            dump = read_dump(entry, on_bytes)
+            dump = read_dump(entry, on_bytes, keep=not reader.worker)
     except DumpError as exc:
         return exc
     if store.dump_ingested(dump.sha256):

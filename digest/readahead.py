@@ -29,7 +29,7 @@ from multiprocessing.connection import Connection
 from operator import attrgetter
 from typing import Any
 
-from digest.dumps import DumpFile, OnBytes, Screen, parse_records
+from digest.dumps import DumpFile, OnBytes, Screen, held_again, parse_records
 from digest.errors import DumpError
 from digest.identity import Listing, Spelling
 from digest.model import Paper
@@ -111,7 +111,10 @@ class ReadAhead:
         self.close()
 
     def submit(self, dump: DumpFile) -> Job:
-        """Hand a dump to the worker; it starts on it once the dumps before it are parsed."""
+        """Hand a dump to the worker; it starts on it once the dumps before it are parsed.
+        A worker is handed the dump without its bytes (read_dump's `keep`) and reads them
+        again itself: from the page cache that costs it less than a pipe costs the run,
+        a tenth of ingesting them."""
         job = Job(self._next_id, str(dump.path), dump.size, dump.sha256)
         self._next_id += 1
         self._handed[job.id] = dump
@@ -285,7 +288,7 @@ def _parse(job_id: int, dump: DumpFile, page_year: int | None,
         nonlocal read
         read += count
 
-    records = parse_records(dump, page_year=page_year, on_bytes=on_bytes)
+    records = parse_records(held_again(dump), page_year=page_year, on_bytes=on_bytes)
     yield job_id, "format", records.format
     screen = Screen(str(dump.path))
     rows: list[Any] = []

@@ -21,9 +21,10 @@ import pytest
 
 from digest.config import Config
 from digest.dumps import OnBytes, parse_dump, read_dump
+from digest.errors import DumpError
 from digest.model import DumpResult
 from digest.pipeline import READ_AHEAD_FROM, inbox_files, ingest_paths
-from digest.readahead import BATCH
+from digest.readahead import BATCH, ReadAhead
 from digest.store import open_store
 
 NOW = datetime(2026, 3, 10, 9, 0)
@@ -132,6 +133,26 @@ def test_a_killed_worker_fails_the_dumps_it_held_and_the_run_goes_on(
     with open_store(tmp_path / "clean.db") as store:
         list(ingest_paths(store, config, inbox_files([clean]), NOW))
     assert len(_stored(tmp_path / "store.db")) == len(_stored(tmp_path / "clean.db"))
+
+
+def test_a_dump_changed_after_the_run_hashed_it_fails_and_the_next_run_takes_it(
+        tmp_path: Path, inbox: Path, config: Config) -> None:
+    """The worker reads a dump's bytes again rather than take them over the pipe: what it
+    reads must be what the run hashed, or the dump would go in under another file's hash."""
+    seed = sorted(inbox.glob("*.txt"))[0]
+    dump = read_dump(seed, keep=False)
+    assert dump.content is None
+    seed.write_text(seed.read_text(encoding="utf-8").replace("Nov", "Oct", 1),
+                    encoding="utf-8")
+
+    with ReadAhead(config.page_year) as reader:
+        job = reader.submit(dump)
+        with pytest.raises(DumpError, match="changed while it was being read"):
+            reader.parsed(job, lambda _: None)
+    with open_store(tmp_path / "store.db") as store:
+        (result,) = ingest_paths(store, config, [seed], NOW, read_ahead=True)
+        assert result.status == "ingested"
+        assert store.dump_ingested(read_dump(seed).sha256)
 
 
 @pytest.mark.parametrize("read_ahead", [True, False], ids=["worker", "in-process"])

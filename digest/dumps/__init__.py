@@ -15,12 +15,13 @@ from digest.dumps.source import (
     DumpFile,
     OnBytes,
     dump_lines,
+    held_again,
     read_dump,
 )
 from digest.errors import DumpError, ParseError
 from digest.model import Paper, ParsedDump, Skipped
 
-__all__ = ["DumpFile", "OnBytes", "Records", "Screen", "parse_dump",
+__all__ = ["DumpFile", "OnBytes", "Records", "Screen", "held_again", "parse_dump",
            "parse_records", "read_dump"]
 
 # Enough of the start of a file to recognise every format.

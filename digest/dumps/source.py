@@ -23,6 +23,7 @@ CHUNK_BYTES = 1 << 20
 # Page text and JSON documents are parsed whole; above this a dump must be JSON Lines.
 MAX_DOCUMENT_BYTES = 64 << 20
 HEAD_BYTES = 64 << 10
+_CHANGED = "the file changed while it was being read; it is read again on the next run"
 
 
 @dataclass(frozen=True)
@@ -42,10 +43,11 @@ def _no_progress(_: int) -> None:
     pass
 
 
-def read_dump(path: Path, on_bytes: OnBytes = _no_progress) -> DumpFile:
-    """Read a dump once, hashing it in chunks; keep its bytes only when it is small."""
+def read_dump(path: Path, on_bytes: OnBytes = _no_progress, *, keep: bool = True) -> DumpFile:
+    """Read a dump once, hashing it in chunks; keep its bytes only when it is small, and
+    not at all without `keep` (for a process that reads them again, held_again)."""
     digest = hashlib.sha256()
-    kept: bytearray | None = bytearray()
+    kept: bytearray | None = bytearray() if keep else None
     head = b""
     size = 0
     with open_regular(path) as handle:
@@ -66,6 +68,18 @@ def read_dump(path: Path, on_bytes: OnBytes = _no_progress) -> DumpFile:
     return DumpFile(path, size, digest.hexdigest(), modified, head, content)
 
 
+def held_again(dump: DumpFile) -> DumpFile:
+    """A dump read without keeping its bytes (read_dump), holding them now as read_dump
+    would have: read anew, and failed if it changed since it was hashed. A dump too big to
+    hold is streamed, and comes back as it is."""
+    if dump.content is not None or dump.size > MAX_DOCUMENT_BYTES:
+        return dump
+    again = read_dump(dump.path)
+    if again.sha256 != dump.sha256:
+        raise DumpError(str(dump.path), _CHANGED)
+    return again
+
+
 def dump_lines(dump: DumpFile, limit: int, on_bytes: OnBytes = _no_progress
                ) -> Iterator[tuple[int, bytes]]:
     """The dump's lines, numbered from 1, each cut at `limit` + 1 bytes so that one huge
@@ -81,8 +95,7 @@ def dump_lines(dump: DumpFile, limit: int, on_bytes: OnBytes = _no_progress
                                    CHUNK_BYTES)
         yield from _lines(reader, limit)
     if digest.hexdigest() != dump.sha256:
-        raise DumpError(str(dump.path), "the file changed while it was being read; "
-                        "it is read again on the next run")
+        raise DumpError(str(dump.path), _CHANGED)
 
 
 @contextmanager
