@@ -182,25 +182,31 @@ def test_a_block_every_title_shares_is_not_looked_through(store: Store) -> None:
     (merge,) = store.merges()
     assert merge.paper_title == "Paper number 1717"
     # The block keeps only the rows that mark it crowded: no lookup would read more.
-    blocks = store.db.execute("SELECT COUNT(*) FROM recent_blocks GROUP BY block "
+    blocks = store.db.execute(f"SELECT COUNT(*) FROM {_EITHER_TABLE} GROUP BY block "
                               "ORDER BY 1 DESC LIMIT 1").fetchone()[0]
     assert blocks == BLOCK_LIMIT + 1
 
 
+# The rows of both block tables.
+_EITHER_TABLE = "(SELECT * FROM paper_blocks UNION ALL SELECT * FROM recent_blocks)"
+
+
+def _block_rows(store: Store) -> list[int]:
+    return [store.db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]
+            for t in ("paper_blocks", "recent_blocks")]
+
+
 def test_blocks_move_in_bulk_and_are_found_in_either_table(
         store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(matching, "DIRECT_UP_TO", 0)  # a store as big as a million
     monkeypatch.setattr(matching, "RECENT_LIMIT", 12)
     first = [Paper(f"Sparse Mixture of {w} Experts for Protein Folding", "")
              for w in ("Gated", "Routed", "Shared")]  # 12 blocks: they move at once
     store.ingest_dump("a" * 64, "one", "test", first, NOW)
-    counts = [store.db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]
-              for t in ("paper_blocks", "recent_blocks")]
-    assert counts == [12, 0]
+    assert _block_rows(store) == [12, 0]
     second = Paper("Quantised Retrieval Heads in Long Context Decoders", "")
     store.ingest_dump("b" * 64, "two", "test", [second], NOW)
-    counts = [store.db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]
-              for t in ("paper_blocks", "recent_blocks")]
-    assert counts == [12, 4]
+    assert _block_rows(store) == [12, 4]
     # One re-spelling whose paper is filed in each table, and one listing that is new.
     counts = store.ingest_dump("c" * 64, "three", "test", [
         Paper("Sparse Mixture of Routed Experts for Protien Folding", ""),
@@ -208,6 +214,29 @@ def test_blocks_move_in_bulk_and_are_found_in_either_table(
         Paper("Sparse Mixture of Routed Experts for RNA Folding", "")], NOW)
     assert (counts.papers, counts.new) == (3, 1)
     assert [m.paper_title for m in store.merges()] == [first[1].title, second.title]
+
+
+def test_a_small_store_files_blocks_in_one_table_and_a_big_one_in_two(
+        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Up to DIRECT_UP_TO papers, blocks go straight into paper_blocks; past it, into
+    recent_blocks, and a lookup reads both. Either way a re-spelling finds its paper."""
+    monkeypatch.setattr(matching, "DIRECT_UP_TO", 2)
+    small = [Paper(f"Sparse Mixture of {w} Experts for Protein Folding", "")
+             for w in ("Gated", "Routed")]
+    store.ingest_dump("a" * 64, "one", "test", small, NOW)  # into a store of 0 papers
+    assert _block_rows(store) == [8, 0]
+    big = Paper("Quantised Retrieval Heads in Long Context Decoders", "")
+    store.ingest_dump("b" * 64, "two", "test", [big], NOW)  # into a store of 2 papers
+    assert _block_rows(store) == [8, 4]
+    counts = store.ingest_dump("c" * 64, "three", "test", [
+        Paper("Sparse Mixture of Routed Experts for Protien Folding", ""),
+        Paper("Quantised Retrieval Heads in Long Context Decoder", "")], NOW)
+    assert (counts.papers, counts.new) == (2, 0)
+    assert [m.paper_title for m in store.merges()] == [small[1].title, big.title]
+    # A store back under the limit (here: a larger limit) moves what recent_blocks holds.
+    monkeypatch.setattr(matching, "DIRECT_UP_TO", 100)
+    store.ingest_dump("d" * 64, "four", "test", [Paper("Graph Kernels", "")], NOW)
+    assert _block_rows(store) == [12 + 2, 0]
 
 
 def test_a_version_4_store_loses_the_rows_of_its_crowded_blocks(tmp_path: Path) -> None:
@@ -310,5 +339,5 @@ def test_a_crowded_block_stays_crowded_when_titles_come_back_with_other_ids(
     assert store.ingest_dump("b" * 64, "two", "test", again, NOW).new == 100
     # Another id is another paper, and its blocks are looked up before it is filed.
     crowd = blocks_of_the_crowd(store)
-    rows = store.db.execute("SELECT COUNT(*) FROM recent_blocks WHERE block = ?", [crowd])
+    rows = store.db.execute(f"SELECT COUNT(*) FROM {_EITHER_TABLE} WHERE block = ?", [crowd])
     assert rows.fetchone()[0] == BLOCK_LIMIT + 1  # and it got no more rows
