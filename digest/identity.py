@@ -283,7 +283,10 @@ def abstract_similarity(a: str, b: str) -> float | None:
     """How alike two abstracts are (0-100) over the length both have, so that one source's
     truncated abstract still agrees with another's whole one; None when either is too
     short to tell."""
-    fa, fb = key_of(normalise(a[:_ABSTRACT_CHARS * 2])), key_of(normalise(b[:_ABSTRACT_CHARS * 2]))
+    a, b = a[:_ABSTRACT_CHARS * 2], b[:_ABSTRACT_CHARS * 2]
+    fa = key_of(normalise(a))
+    # A paper listed again mostly comes with the same abstract: fold it once.
+    fb = fa if a == b else key_of(normalise(b))
     n = min(len(fa), len(fb), _ABSTRACT_CHARS)
     if n < _MIN_ABSTRACT_CHARS:
         return None
