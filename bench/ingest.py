@@ -52,6 +52,7 @@ from digest.config import Config  # noqa: E402
 from digest.dumps import Screen, parse_dump, parse_records, read_dump  # noqa: E402
 from digest.identity import Spelling  # noqa: E402
 from digest.store import Store  # noqa: E402
+from digest.store.blockfilter import BlockFilter  # noqa: E402
 from digest.store.schema import TRIM_CROWDED_BLOCKS  # noqa: E402
 
 NOW = datetime(2024, 11, 20, 8, 0)
@@ -173,7 +174,8 @@ def build_stores(work: Path, size: int, vocab: Vocabulary) -> tuple[Path, Path]:
     with SQL rather than through matching, which a store that size never needs."""
     # A store is filed under the versions of the fold and the schema that built it.
     fold = hashlib.sha256(b"".join((REPO / "digest" / name).read_bytes()
-                                   for name in ("identity.py", "store/schema.py"))).hexdigest()[:8]
+                                   for name in ("identity.py", "store/schema.py",
+                                                "store/blockfilter.py"))).hexdigest()[:8]
     fuzzy, bare = work / f"store-{size}-{fold}.db", work / f"bare-{size}.db"
     if fuzzy.exists() and bare.exists():
         return fuzzy, bare
@@ -203,6 +205,7 @@ def build_stores(work: Path, size: int, vocab: Vocabulary) -> tuple[Path, Path]:
         fconn.commit()
         bconn.commit()
     fconn.execute(TRIM_CROWDED_BLOCKS)
+    BlockFilter.build(fconn)  # as the first dump into a big store would
     fconn.commit()
     for conn in (fconn, bconn):
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")

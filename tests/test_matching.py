@@ -159,7 +159,7 @@ def test_a_version_1_store_is_rekeyed_and_blocked(tmp_path: Path) -> None:
     conn.close()
 
     store = Store(path)
-    assert store.schema_version == SCHEMA_VERSION == 6
+    assert store.schema_version == SCHEMA_VERSION == 7
     keys = [r[0] for r in store.db.execute("SELECT key FROM papers ORDER BY id")]
     # The two spellings that now share a key stay the two papers they were.
     assert keys == ["llmtimesmapreducesimplifiedlongsequenceprocessing",
@@ -253,6 +253,7 @@ def test_a_version_4_store_loses_the_rows_of_its_crowded_blocks(tmp_path: Path) 
     assert store.db.execute("SELECT MAX(n) FROM (SELECT COUNT(*) AS n FROM paper_blocks "
                             "GROUP BY block)").fetchone()[0] == 200
     store.db.execute("DROP TABLE recent_blocks")
+    store.db.execute("DROP TABLE block_filter")
     store.db.execute("PRAGMA user_version = 4")
     store.close()
 
@@ -294,6 +295,7 @@ def test_a_version_5_store_files_its_titles_under_their_new_blocks(tmp_path: Pat
         conn.executemany("INSERT INTO recent_blocks VALUES (?, 101, ?)",
                          [(b, len(title_key(title)))
                           for b in title_blocks(normalise(title))[:4]])
+        conn.execute("DROP TABLE block_filter")
         conn.execute("PRAGMA user_version = 5")
     conn.close()
 

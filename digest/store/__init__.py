@@ -1,7 +1,7 @@
 """The SQLite store: the only package that speaks SQL. Its schema and migrations
-(`schema`), the matching of a dump's papers against it (`matching`), and every read and
-write of dumps and papers (`papers`), editions (`editions`) and the daemon's schedule
-(`schedule`)."""
+(`schema`), the matching of a dump's papers against it (`matching`) with the filter of
+the blocks a big store holds (`blockfilter`), and every read and write of dumps and
+papers (`papers`), editions (`editions`) and the daemon's schedule (`schedule`)."""
 
 from __future__ import annotations
 

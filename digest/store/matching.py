@@ -21,6 +21,7 @@ from digest.identity import (
     could_score,
 )
 from digest.model import Paper
+from digest.store.blockfilter import BlockFilter, drop_block_filter
 
 _ARXIV = Verdict(True, 100.0, "arXiv id", "arxiv")
 _EXACT = Verdict(True, 100.0, "exact key", "exact")
@@ -63,7 +64,10 @@ class _StoredIndex:
 
     @classmethod
     def fetch(cls, conn: sqlite3.Connection, listings: list[tuple[Spelling, str | None]],
-              block_tables: tuple[str, ...] = _BLOCK_TABLES) -> _StoredIndex:
+              block_tables: tuple[str, ...] = _BLOCK_TABLES,
+              known: BlockFilter | None = None) -> _StoredIndex:
+        """Fetch what the store knows of these listings, looking for blocks in
+        `block_tables`; in paper_blocks only for those `known` may hold, if given."""
         index = cls()
         arxiv_ids = list({a for _, a in listings if a})
         for row in _select_in(conn, f"SELECT {_CANDIDATE_COLUMNS} FROM papers "
@@ -80,9 +84,13 @@ class _StoredIndex:
             if index._may_be_new(s, a):
                 for block in s.blocks:
                     lengths.setdefault(block, []).append(len(s.key))
-        rows = [row for table in block_tables for row in _select_in(
-            conn, f"SELECT block, paper_id, length FROM {table} WHERE block IN ({{}})",
-            list(lengths))]
+        rows = []
+        for table in block_tables:
+            blocks = list(lengths)
+            if known is not None and table == "paper_blocks":
+                blocks = [b for b in blocks if known.may_hold(b)]
+            rows += _select_in(conn, f"SELECT block, paper_id, length FROM {table} "
+                               "WHERE block IN ({})", blocks)
         filed = index.filed
         for block, _, _ in rows:
             filed[block] = filed.get(block, 0) + 1
@@ -168,23 +176,29 @@ class _Batch:
     """Match and write the papers of one dump a batch at a time, inside its transaction."""
 
     def __init__(self, conn: sqlite3.Connection, dump_id: int, now: datetime,
-                 next_id: int) -> None:
+                 next_id: int, known: BlockFilter | None) -> None:
+        """`known` is the block filter an earlier dump of this store left, if any."""
         self.conn = conn
         self.dump_id = dump_id
         self.now = now.isoformat()
         self.next_id = next_id
         # A small store keeps every block in paper_blocks (DIRECT_UP_TO), a big one files
-        # new blocks in recent_blocks and looks in both.
-        self.direct = next_id <= DIRECT_UP_TO
-        if self.direct:
+        # new blocks in recent_blocks and looks in both, in paper_blocks only for blocks
+        # its filter says it may hold (store/blockfilter.py).
+        self.known: BlockFilter | None = None
+        if next_id <= DIRECT_UP_TO:
+            drop_block_filter(conn)
             self._move_recent()  # left by a version that always used it
-        self.block_tables = ("paper_blocks",) if self.direct else _BLOCK_TABLES
+            self.block_tables: tuple[str, ...] = ("paper_blocks",)
+        else:
+            self.known = BlockFilter.current(conn, known)
+            self.block_tables = _BLOCK_TABLES
         self.new_blocks_table = self.block_tables[-1]
 
     def ingest(self, listings: list[Listing], first_rank: int) -> int:
         """Match, insert and merge one batch; returns how many papers were new."""
         index = _StoredIndex.fetch(self.conn, [(s, p.arxiv_id) for p, s in listings],
-                                   self.block_tables)
+                                   self.block_tables, self.known)
         inserts: list[tuple[object, ...]] = []
         blocks: list[tuple[int, int, int]] = []
         updates: list[tuple[object, ...]] = []
@@ -236,6 +250,9 @@ class _Batch:
         self.conn.execute("INSERT OR IGNORE INTO paper_blocks (block, paper_id, length) "
                           "SELECT block, paper_id, length FROM recent_blocks "
                           "ORDER BY block, paper_id")
+        if self.known is not None:
+            self.known = self.known.moved(self.conn, (b for (b,) in self.conn.execute(
+                "SELECT block FROM recent_blocks")))
         self.conn.execute("DELETE FROM recent_blocks")
 
 

@@ -13,6 +13,7 @@ import sqlite_utils
 
 from digest.identity import Listing, Match, Spelling
 from digest.model import Paper, StoredPaper
+from digest.store.blockfilter import BlockFilter
 from digest.store.matching import _Batch, _chunks, _StoredIndex
 
 
@@ -50,6 +51,9 @@ class PaperTables:
     """The store's dumps, papers, sightings and merges."""
 
     db: sqlite_utils.Database
+    # The block filter the last dump left (store/blockfilter.py): the next reuses it
+    # rather than read it again, unless another has been saved since.
+    _block_filter: BlockFilter | None = None
 
     # -- dumps ---------------------------------------------------------------------------
 
@@ -90,7 +94,8 @@ class PaperTables:
             dump_id = _rowid(self.db.execute(
                 "INSERT INTO dumps (sha256, path, format, status, seen_at) "
                 "VALUES (?, ?, ?, 'ingested', ?)", [sha256, path, fmt, now.isoformat()]))
-            batch = _Batch(self.db.conn, dump_id, now, self._next_paper_id())
+            batch = _Batch(self.db.conn, dump_id, now, self._next_paper_id(),
+                           self._block_filter)
             total = new = 0
             for listings in batches:
                 new += batch.ingest(listings, first_rank=total + 1)
@@ -98,6 +103,7 @@ class PaperTables:
             batch.settle()
             self.db.execute("UPDATE dumps SET papers = ?, new = ? WHERE id = ?",
                             [total, new, dump_id])
+        self._block_filter = batch.known
         return IngestCounts(total, new)
 
     def _next_paper_id(self) -> int:

@@ -11,7 +11,7 @@ import sqlite_utils
 from digest.errors import DigestError
 from digest.identity import normalise, title_blocks, title_key
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 # A crowded block keeps only the rows that mark it crowded (BLOCK_LIMIT + 1 of
 # store/matching.py): no lookup reads the others. Also run by bench/ingest.py on the
 # stores it builds in bulk.
@@ -140,6 +140,15 @@ _MIGRATIONS: list[list[str]] = [
         "DELETE FROM recent_blocks",
         _FILE_EVERY_TITLE,
         TRIM_CROWDED_BLOCKS,
+    ],
+    # 7: the filter of the blocks paper_blocks holds (store/blockfilter.py), one row; the
+    # first dump into a big store builds it. A later migration that files titles again
+    # must DELETE FROM block_filter.
+    [
+        """CREATE TABLE block_filter (
+            stamp INTEGER NOT NULL,
+            blocks INTEGER NOT NULL,
+            bits BLOB NOT NULL)""",
     ],
 ]
 

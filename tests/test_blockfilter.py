@@ -1,0 +1,125 @@
+"""The block filter of a big store (store/blockfilter.py), on real SQLite files: it holds
+the bit of every block paper_blocks holds, whoever wrote it, so that a re-spelling is
+found whichever way its paper was filed."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import string
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from digest.model import Paper
+from digest.store import Store, blockfilter, matching
+from digest.store.blockfilter import BlockFilter
+
+NOW = datetime(2025, 3, 1, 8, 0)
+
+
+def _saved_filter_holds_every_block(store: Store) -> bool:
+    (bits,) = store.db.execute("SELECT bits FROM block_filter").fetchone()
+    saved = BlockFilter(bytearray(bits), 0, 0)
+    blocks = [b for (b,) in store.db.execute("SELECT block FROM paper_blocks")]
+    return bool(blocks) and all(saved.may_hold(b) for b in blocks)
+
+
+def _words(rng: random.Random) -> str:
+    return " ".join("".join(rng.choices(string.ascii_lowercase, k=9)).capitalize()
+                    for _ in range(4))
+
+
+def _ingest(store: Store, name: str, papers: list[Paper]) -> int:
+    sha = hashlib.sha256(name.encode()).hexdigest()
+    return store.ingest_dump(sha, name, "test", papers, NOW).new
+
+
+@pytest.fixture
+def big(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every store counts as big (its blocks go through recent_blocks), and recent_blocks
+    moves into paper_blocks at the end of every dump."""
+    monkeypatch.setattr(matching, "DIRECT_UP_TO", 0)
+    monkeypatch.setattr(matching, "RECENT_LIMIT", 1)
+
+
+@pytest.mark.usefixtures("big")
+def test_blocks_moved_in_are_set_and_found(tmp_path: Path) -> None:
+    store = Store(tmp_path / "digest.db")
+    rng = random.Random(0)
+    titles = [_words(rng) for _ in range(50)]
+    assert _ingest(store, "a", [Paper(t) for t in titles[:25]]) == 25
+    assert _ingest(store, "b", [Paper(t) for t in titles[25:]]) == 25
+    assert _saved_filter_holds_every_block(store)
+    # A letter dropped from each title: every one joins its paper, in either dump.
+    assert _ingest(store, "c", [Paper(t[:5] + t[6:]) for t in titles]) == 0
+    assert len(store.merges()) == 50
+    store.close()
+
+
+def test_a_store_filed_straight_into_paper_blocks_builds_its_filter_when_it_is_big(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A small store files blocks without the filter and drops any it had; the first dump
+    after it counts as big builds the filter from the table."""
+    store = Store(tmp_path / "digest.db")
+    rng = random.Random(1)
+    first, second = _words(rng), _words(rng)
+    monkeypatch.setattr(matching, "DIRECT_UP_TO", 0)
+    _ingest(store, "a", [Paper(first)])
+    assert store.db.execute("SELECT COUNT(*) FROM block_filter").fetchone()[0] == 1
+    monkeypatch.setattr(matching, "DIRECT_UP_TO", 10)
+    _ingest(store, "b", [Paper(second)])  # straight into paper_blocks
+    assert store.db.execute("SELECT COUNT(*) FROM block_filter").fetchone()[0] == 0
+    monkeypatch.setattr(matching, "DIRECT_UP_TO", 0)
+    # This store still holds the filter of dump "a": it must not use it.
+    assert _ingest(store, "c", [Paper(second[:5] + second[6:])]) == 0
+    assert [m.paper_title for m in store.merges()] == [second]
+    store.close()
+
+
+@pytest.mark.usefixtures("big")
+def test_a_filter_saved_by_another_process_is_read_again(tmp_path: Path) -> None:
+    one, other = Store(tmp_path / "digest.db"), Store(tmp_path / "digest.db")
+    rng = random.Random(2)
+    mine, theirs = _words(rng), _words(rng)
+    _ingest(one, "a", [Paper(mine)])  # `one` now holds a filter
+    _ingest(other, "b", [Paper(theirs)])  # and `other` saves another
+    assert _ingest(one, "c", [Paper(theirs[:5] + theirs[6:])]) == 0
+    one.close()
+    other.close()
+
+
+@pytest.mark.usefixtures("big")
+def test_a_filter_too_full_is_built_again_bigger(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(blockfilter, "_MIN_BITS", 64)
+    store = Store(tmp_path / "digest.db")
+    rng = random.Random(3)
+    titles = [_words(rng) for _ in range(40)]
+    _ingest(store, "a", [Paper(titles[0])])
+    (small,) = store.db.execute("SELECT length(bits) FROM block_filter").fetchone()
+    for n, title in enumerate(titles[1:]):
+        _ingest(store, f"b{n}", [Paper(title)])
+    (size, blocks) = store.db.execute("SELECT length(bits), blocks FROM block_filter").fetchone()
+    assert size > small and size * 8 >= blocks * 8
+    assert _saved_filter_holds_every_block(store)
+    assert _ingest(store, "c", [Paper(t[:5] + t[6:]) for t in titles]) == 0
+    store.close()
+
+
+@pytest.mark.usefixtures("big")
+def test_the_filter_skips_lookups_of_blocks_no_paper_is_filed_under(tmp_path: Path) -> None:
+    """What it is for: of a dump of new titles, few blocks are looked up in paper_blocks."""
+    store = Store(tmp_path / "digest.db")
+    rng = random.Random(4)
+    _ingest(store, "a", [Paper(_words(rng)) for _ in range(500)])
+    looked: list[int] = []
+    store.db.conn.set_trace_callback(
+        lambda sql: looked.append(sql.count(",") + 1) if "FROM paper_blocks" in sql else None)
+    _ingest(store, "b", [Paper(_words(rng)) for _ in range(500)])
+    store.db.conn.set_trace_callback(None)
+    # 2,000 blocks, most of them looked up in recent_blocks only; one IN list at most
+    # for the few whose bit is set by another block.
+    assert len(looked) <= 1
+    store.close()
