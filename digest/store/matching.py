@@ -81,11 +81,23 @@ class _StoredIndex:
                               "WHERE key IN ({})", keys):
             index.by_key[row[4]] = row[0]
             index.candidates[row[0]] = Candidate(*row[:4])
+        # The blocks of the listings that may be papers the store lacks, by the lengths
+        # of their keys: not a paper by its arXiv id, nor by its exact key unless that
+        # paper has another arXiv id. (One loop of locals: it runs for every listing.)
         lengths: dict[int, list[int]] = {}
+        by_arxiv, by_key, candidates = index.by_arxiv, index.by_key, index.candidates
         for s, a in listings:
-            if index._may_be_new(s, a):
-                for block in s.blocks:
-                    lengths.setdefault(block, []).append(len(s.key))
+            if a and a in by_arxiv:
+                continue
+            exact = by_key.get(s.key)
+            if exact is not None and not _other_ids(a, candidates[exact].arxiv_id):
+                continue
+            n = len(s.key)
+            for block in s.blocks:
+                if block in lengths:
+                    lengths[block].append(n)
+                else:
+                    lengths[block] = [n]
         rows = []
         for table in block_tables:
             blocks = list(lengths)
@@ -106,15 +118,6 @@ class _StoredIndex:
                               "WHERE id IN ({})", sorted(wanted - index.candidates.keys())):
             index.candidates[row[0]] = Candidate(*row)
         return index
-
-    def _may_be_new(self, spelling: Spelling, arxiv_id: str | None) -> bool:
-        """Whether a listing may be a paper the store lacks, so that its blocks are looked
-        up: it is not a paper by its arXiv id, nor by its exact key unless that paper has
-        another arXiv id."""
-        if arxiv_id and arxiv_id in self.by_arxiv:
-            return False
-        exact = self.by_key.get(spelling.key)
-        return exact is None or _other_ids(arxiv_id, self.candidates[exact].arxiv_id)
 
     def match(self, spelling: Spelling, abstract: str, arxiv_id: str | None, *,
               explain: bool = False) -> Match:
@@ -139,26 +142,26 @@ class _StoredIndex:
             candidates = [c for c in candidates if not c.arxiv_id or c.arxiv_id == arxiv_id]
         return best_match(spelling, abstract, arxiv_id, candidates)
 
-    def add(self, paper_id: int, spelling: Spelling, key: str, paper: Paper) -> list[int]:
-        """File a paper this batch creates, so that a later listing of it finds it; returns
-        the blocks to write it under, those not already crowded."""
+    def add(self, paper_id: int, spelling: Spelling, key: str, paper: Paper,
+            rows: list[tuple[int, int, int]]) -> None:
+        """File a paper this batch creates, so that a later listing of it finds it, and
+        add the block rows to write it under to `rows`: those of blocks not crowded."""
         self.added[paper_id] = paper
         if paper.arxiv_id:
             self.by_arxiv[paper.arxiv_id] = paper_id
         self.by_key.setdefault(key, paper_id)
         by_block, filed = self.by_block, self.filed
-        blocks = []
+        length = len(key)
         for block in spelling.blocks:
             count = filed.get(block, 0)
             if count > BLOCK_LIMIT:
                 continue
             filed[block] = count + 1
-            blocks.append(block)
+            rows.append((block, paper_id, length))
             if block in by_block:
                 by_block[block].append(paper_id)
             else:
                 by_block[block] = [paper_id]
-        return blocks
 
     def fill_arxiv_id(self, paper_id: int, arxiv_id: str) -> None:
         """Give a paper the arXiv id a listing merged into it brought, so that a later
@@ -215,8 +218,7 @@ class _Batch:
                 if key in index.by_key:  # same title, another arXiv id: another paper
                     key = f"{key}#{paper.arxiv_id}"
                 inserts.append(_paper_row(paper_id, key, paper, self.now))
-                blocks.extend((b, paper_id, len(key))
-                              for b in index.add(paper_id, spelling, key, paper))
+                index.add(paper_id, spelling, key, paper, blocks)
             else:
                 paper_id = match.paper.id
                 updates.append(_merge_row(paper_id, paper))
