@@ -198,7 +198,7 @@ def _block_rows(store: Store) -> list[int]:
 
 def test_blocks_move_in_bulk_and_are_found_in_either_table(
         store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(matching, "DIRECT_UP_TO", 0)  # a store as big as a million
+    monkeypatch.setattr(matching, "DIRECT_UP_TO", -1)  # a store as big as a million
     monkeypatch.setattr(matching, "RECENT_LIMIT", 12)
     first = [Paper(f"Sparse Mixture of {w} Experts for Protein Folding", "")
              for w in ("Gated", "Routed", "Shared")]  # 12 blocks: they move at once
@@ -220,13 +220,13 @@ def test_a_small_store_files_blocks_in_one_table_and_a_big_one_in_two(
         store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
     """Up to DIRECT_UP_TO papers, blocks go straight into paper_blocks; past it, into
     recent_blocks, and a lookup reads both. Either way a re-spelling finds its paper."""
-    monkeypatch.setattr(matching, "DIRECT_UP_TO", 2)
+    monkeypatch.setattr(matching, "DIRECT_UP_TO", 1)
     small = [Paper(f"Sparse Mixture of {w} Experts for Protein Folding", "")
              for w in ("Gated", "Routed")]
     store.ingest_dump("a" * 64, "one", "test", small, NOW)  # into a store of 0 papers
     assert _block_rows(store) == [8, 0]
     big = Paper("Quantised Retrieval Heads in Long Context Decoders", "")
-    store.ingest_dump("b" * 64, "two", "test", [big], NOW)  # into a store of 2 papers
+    store.ingest_dump("b" * 64, "two", "test", [big], NOW)  # into a store of 2, past 1
     assert _block_rows(store) == [8, 4]
     counts = store.ingest_dump("c" * 64, "three", "test", [
         Paper("Sparse Mixture of Routed Experts for Protien Folding", ""),

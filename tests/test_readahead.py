@@ -155,6 +155,30 @@ def test_a_dump_changed_after_the_run_hashed_it_fails_and_the_next_run_takes_it(
         assert store.dump_ingested(read_dump(seed).sha256)
 
 
+def test_a_dump_touched_after_the_run_hashed_it_is_dated_as_it_was_hashed(
+        tmp_path: Path, config: Config) -> None:
+    """Page text gives a day and month; the year comes from the file's date. The worker
+    reads the bytes again, but dates the page from the run's read, which its hash and
+    the in-process parse go by."""
+    page = tmp_path / "page.txt"
+    page.write_text("Daily Papers\n\nbyAK and the research community\n\nNov 20\n\n"
+                    "Sparse Mixture of Routed Experts for Protein Folding\n\n"
+                    + "An abstract. " * 10 + "\n\n  • 2 authors\n·\nNov 20\n",
+                    encoding="utf-8")
+    hashed = datetime(2026, 11, 19, 12).timestamp()
+    os.utime(page, (hashed, hashed))
+    dump = read_dump(page, keep=False)
+    here = parse_dump(read_dump(page), page_year=None).papers
+    touched = datetime(2026, 11, 21, 12).timestamp()  # the year now reads 2026, not 2025
+    os.utime(page, (touched, touched))
+
+    with ReadAhead(page_year=None) as reader:
+        parsed = reader.parsed(reader.submit(dump), lambda _: None)
+        (batch,) = parsed.batches()
+    assert [listing.paper.published for listing in batch] == [p.published for p in here]
+    assert here[0].published is not None and here[0].published.year == 2025
+
+
 @pytest.mark.parametrize("read_ahead", [True, False], ids=["worker", "in-process"])
 def test_a_dump_copied_under_another_name_goes_in_once(tmp_path: Path, inbox: Path,
                                                        config: Config,

@@ -9,7 +9,7 @@ import os
 import stat
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from pathlib import Path
 from typing import BinaryIO
@@ -70,14 +70,16 @@ def read_dump(path: Path, on_bytes: OnBytes = _no_progress, *, keep: bool = True
 
 def held_again(dump: DumpFile) -> DumpFile:
     """A dump read without keeping its bytes (read_dump), holding them now as read_dump
-    would have: read anew, and failed if it changed since it was hashed. A dump too big to
-    hold is streamed, and comes back as it is."""
+    would have: read anew, and failed if they changed since they were hashed. All else is
+    as first read: a file touched since, its bytes the same, still dates its page from
+    the first read, as the hash it is stored under does. A dump too big to hold is
+    streamed, and comes back as it is."""
     if dump.content is not None or dump.size > MAX_DOCUMENT_BYTES:
         return dump
     again = read_dump(dump.path)
     if again.sha256 != dump.sha256:
         raise DumpError(str(dump.path), _CHANGED)
-    return again
+    return replace(dump, content=again.content)
 
 
 def dump_lines(dump: DumpFile, limit: int, on_bytes: OnBytes = _no_progress

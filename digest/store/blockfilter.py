@@ -2,8 +2,8 @@
 store's lookups skip the blocks no paper is filed under, most of those a dump brings.
 
 A block's bit is its low bits. Every block paper_blocks holds has its bit set; a set bit
-may also belong to a block it does not hold (one in 8 to 16 at most, by the size), which
-costs only the lookup the filter exists to save. A cleared bit is never wrong: that would
+may also belong to a block it does not hold (one in 32 to 8, by how full the filter is),
+which costs only the lookup the filter exists to save. A cleared bit is never wrong: that would
 miss a paper and send it again. So whatever writes paper_blocks either sets the bits of
 what it writes, in the same transaction (moving recent_blocks in, store/matching.py), or
 drops the filter (filing straight into paper_blocks, and any migration that re-files
@@ -16,8 +16,8 @@ import os
 import sqlite3
 from collections.abc import Iterable
 
-# Bits per block held, at the least: a filter that falls below is built again at twice
-# the size. Between 8 and 16, one block in 16 to 8 not held finds its bit set.
+# Bits per block held, at the least: a filter that falls below is built again, with 16
+# to 32 (at 8, one block in 8 not held finds its bit set; at 32, one in 32).
 _BITS_PER_BLOCK = 8
 _MIN_BITS = 1 << 16
 
@@ -29,7 +29,9 @@ class BlockFilter:
     def __init__(self, bits: bytearray, blocks: int, stamp: int) -> None:
         self.bits = bits
         self.mask = len(bits) * 8 - 1
-        self.blocks = blocks  # bits set so far, counting a block each time it was set
+        # Block rows filed since it was built: a bound on the blocks it holds (a block
+        # filed twice, or a row that was already there, counts again).
+        self.blocks = blocks
         self.stamp = stamp
 
     @classmethod

@@ -191,14 +191,15 @@ class _Batch:
         # new blocks in recent_blocks and looks in both, in paper_blocks only for blocks
         # its filter says it may hold (store/blockfilter.py).
         self.known: BlockFilter | None = None
-        if next_id <= DIRECT_UP_TO:
+        if next_id - 1 <= DIRECT_UP_TO:  # ids count up from 1, never reused once stored
             drop_block_filter(conn)
             self._move_recent()  # left by a version that always used it
             self.block_tables: tuple[str, ...] = ("paper_blocks",)
+            self.new_blocks_table = "paper_blocks"
         else:
             self.known = BlockFilter.current(conn, known)
             self.block_tables = _BLOCK_TABLES
-        self.new_blocks_table = self.block_tables[-1]
+            self.new_blocks_table = "recent_blocks"
 
     def ingest(self, listings: list[Listing], first_rank: int) -> int:
         """Match, insert and merge one batch; returns how many papers were new."""
