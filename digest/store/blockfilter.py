@@ -3,11 +3,11 @@ store's lookups skip the blocks no paper is filed under, most of those a dump br
 
 A block's bit is its low bits. Every block paper_blocks holds has its bit set; a set bit
 may also belong to a block it does not hold (one in 32 to 8, by how full the filter is),
-which costs only the lookup the filter exists to save. A cleared bit is never wrong: that would
-miss a paper and send it again. So whatever writes paper_blocks either sets the bits of
-what it writes, in the same transaction (moving recent_blocks in, store/matching.py), or
-drops the filter (filing straight into paper_blocks, and any migration that re-files
-titles), and the next big dump builds it again from the table.
+which costs only the lookup the filter exists to save. A cleared bit is never wrong:
+that would miss a paper and send it again. So whatever writes paper_blocks either sets
+the bits of what it writes, in the same transaction (moving recent_blocks in,
+store/matching.py), or drops the filter (filing straight into paper_blocks, and any
+migration that re-files titles), and the next big dump builds it again from the table.
 """
 
 from __future__ import annotations
