@@ -343,3 +343,16 @@ def test_a_crowded_block_stays_crowded_when_titles_come_back_with_other_ids(
     crowd = blocks_of_the_crowd(store)
     rows = store.db.execute(f"SELECT COUNT(*) FROM {_EITHER_TABLE} WHERE block = ?", [crowd])
     assert rows.fetchone()[0] == BLOCK_LIMIT + 1  # and it got no more rows
+
+
+def test_a_store_of_exactly_direct_up_to_papers_still_files_straight_in(
+        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(matching, "DIRECT_UP_TO", 2)
+    titles = ("Sparse Mixture of Gated Experts for Protein Folding",
+              "Quantised Retrieval Heads in Long Context Decoders",
+              "Lattice Boltzmann Surrogates for Turbulent Channel Flow")
+    store.ingest_dump("a" * 64, "one", "test", [Paper(titles[0]), Paper(titles[1])], NOW)
+    store.ingest_dump("b" * 64, "two", "test", [Paper(titles[2])], NOW)  # into a store of 2
+    assert _block_rows(store)[1] == 0
+    store.ingest_dump("c" * 64, "three", "test", [Paper("Graph Kernels")], NOW)  # of 3
+    assert _block_rows(store)[1] == 2
