@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from digest.model import Paper
-from digest.store import Store, blockfilter, matching
+from digest.store import _MIGRATIONS, Store, blockfilter, matching
 from digest.store.blockfilter import BlockFilter
 
 NOW = datetime(2025, 3, 1, 8, 0)
@@ -38,9 +38,7 @@ def _ingest(store: Store, name: str, papers: list[Paper]) -> int:
 
 @pytest.fixture
 def big(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every store counts as big, even an empty one (its blocks go through recent_blocks),
-    and recent_blocks moves into paper_blocks at the end of every dump."""
-    monkeypatch.setattr(matching, "DIRECT_UP_TO", -1)
+    """The recent blocks move into paper_blocks at the end of every dump."""
     monkeypatch.setattr(matching, "RECENT_LIMIT", 1)
 
 
@@ -58,23 +56,31 @@ def test_blocks_moved_in_are_set_and_found(tmp_path: Path) -> None:
     store.close()
 
 
-def test_a_store_filed_straight_into_paper_blocks_builds_its_filter_when_it_is_big(
+def test_a_version_7_store_moves_its_recent_blocks_and_builds_its_filter_again(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A small store files blocks without the filter and drops any it had; the first dump
-    after it counts as big builds the filter from the table."""
-    store = Store(tmp_path / "digest.db")
+    """Version 7 kept new blocks in recent_blocks, with no bits in the filter: the
+    migration moves them into paper_blocks and drops the filter, and the next dump builds
+    it again with their bits."""
+    path = tmp_path / "digest.db"
+    store = Store(path)
     rng = random.Random(1)
-    first, second = _words(rng), _words(rng)
-    monkeypatch.setattr(matching, "DIRECT_UP_TO", -1)
-    _ingest(store, "a", [Paper(first)])
-    assert store.db.execute("SELECT COUNT(*) FROM block_filter").fetchone()[0] == 1
-    monkeypatch.setattr(matching, "DIRECT_UP_TO", 10)
-    _ingest(store, "b", [Paper(second)])  # straight into paper_blocks
-    assert store.db.execute("SELECT COUNT(*) FROM block_filter").fetchone()[0] == 0
-    monkeypatch.setattr(matching, "DIRECT_UP_TO", -1)
-    # The filter saved by dump "a" would not find it: the one built now does.
-    assert _ingest(store, "c", [Paper(second[:5] + second[6:])]) == 0
-    assert [m.paper_title for m in store.merges()] == [second]
+    monkeypatch.setattr(matching, "RECENT_LIMIT", 1)
+    _ingest(store, "a", [Paper(_words(rng)) for _ in range(20)])  # moved, with their bits
+    monkeypatch.setattr(matching, "RECENT_LIMIT", 10_000)
+    titles = [_words(rng) for _ in range(20)]
+    _ingest(store, "b", [Paper(t) for t in titles])  # recent, no bits
+    # As version 7 kept them: one row a block in recent_blocks.
+    store.db.execute(_MIGRATIONS[4][0])  # CREATE TABLE recent_blocks
+    store.db.execute("INSERT INTO recent_blocks SELECT b.value, r.paper_id, r.length "
+                     "FROM recent_papers r, json_each(r.blocks) b")
+    for table in ("recent_papers", "recent_state"):
+        store.db.execute(f"DROP TABLE {table}")
+    store.db.execute("PRAGMA user_version = 7")
+    store.close()
+
+    store = Store(path)
+    assert _ingest(store, "c", [Paper(t[:5] + t[6:]) for t in titles]) == 0
+    assert _saved_filter_holds_every_block(store)
     store.close()
 
 
@@ -119,7 +125,7 @@ def test_the_filter_skips_lookups_of_blocks_no_paper_is_filed_under(tmp_path: Pa
         lambda sql: looked.append(sql.count(",") + 1) if "FROM paper_blocks" in sql else None)
     _ingest(store, "b", [Paper(_words(rng)) for _ in range(500)])
     store.db.conn.set_trace_callback(None)
-    # 2,000 blocks, most of them looked up in recent_blocks only; one IN list at most
+    # 2,000 blocks, most of them looked up in memory only; one IN list at most
     # for the few whose bit is set by another block.
     assert len(looked) <= 1
     store.close()

@@ -219,7 +219,7 @@ def test_a_store_from_before_the_schedule_migrates_with_its_papers(
     CliRunner().invoke(main, ["--state-dir", str(tmp_path / "state"), "ingest", str(seeds[0])])
     with sqlite3.connect(path) as db:  # back to version 2, before the schedule tables
         for table in ("schedule_slots", "daemon_state", "paper_blocks", "merges",
-                      "recent_blocks", "block_filter"):
+                      "block_filter", "recent_papers", "recent_state"):
             db.execute(f"DROP TABLE {table}")
         db.execute("PRAGMA user_version = 2")
     with open_store(path) as store:

@@ -8,6 +8,7 @@ import json
 import random
 import sqlite3
 import string
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -16,9 +17,10 @@ from click.testing import CliRunner
 
 from digest.cli import main
 from digest.dumps import parse_dump, read_dump
-from digest.identity import normalise, title_blocks, title_key
+from digest.errors import DumpError
+from digest.identity import Listing, normalise, title_blocks, title_key
 from digest.model import Paper
-from digest.store import _MIGRATIONS, SCHEMA_VERSION, Store, matching
+from digest.store import _MIGRATIONS, SCHEMA_VERSION, Store, matching, open_store
 from digest.store.matching import BLOCK_LIMIT
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -159,7 +161,7 @@ def test_a_version_1_store_is_rekeyed_and_blocked(tmp_path: Path) -> None:
     conn.close()
 
     store = Store(path)
-    assert store.schema_version == SCHEMA_VERSION == 7
+    assert store.schema_version == SCHEMA_VERSION == 8
     keys = [r[0] for r in store.db.execute("SELECT key FROM papers ORDER BY id")]
     # The two spellings that now share a key stay the two papers they were.
     assert keys == ["llmtimesmapreducesimplifiedlongsequenceprocessing",
@@ -187,18 +189,19 @@ def test_a_block_every_title_shares_is_not_looked_through(store: Store) -> None:
     assert blocks == BLOCK_LIMIT + 1
 
 
-# The rows of both block tables.
-_EITHER_TABLE = "(SELECT * FROM paper_blocks UNION ALL SELECT * FROM recent_blocks)"
+# The block rows of recent papers, and those of both places a block is filed.
+_RECENT = ("(SELECT b.value AS block, r.paper_id, r.length "
+           "FROM recent_papers r, json_each(r.blocks) b)")
+_EITHER_TABLE = f"(SELECT * FROM paper_blocks UNION ALL SELECT * FROM {_RECENT})"
 
 
 def _block_rows(store: Store) -> list[int]:
     return [store.db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]
-            for t in ("paper_blocks", "recent_blocks")]
+            for t in ("paper_blocks", _RECENT)]
 
 
-def test_blocks_move_in_bulk_and_are_found_in_either_table(
+def test_blocks_move_in_bulk_and_are_found_in_either_place(
         store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(matching, "DIRECT_UP_TO", -1)  # a store as big as a million
     monkeypatch.setattr(matching, "RECENT_LIMIT", 12)
     first = [Paper(f"Sparse Mixture of {w} Experts for Protein Folding", "")
              for w in ("Gated", "Routed", "Shared")]  # 12 blocks: they move at once
@@ -216,27 +219,78 @@ def test_blocks_move_in_bulk_and_are_found_in_either_table(
     assert [m.paper_title for m in store.merges()] == [first[1].title, second.title]
 
 
-def test_a_small_store_files_blocks_in_one_table_and_a_big_one_in_two(
+def test_a_big_dump_moves_its_blocks_as_it_goes(
         store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Up to DIRECT_UP_TO papers, blocks go straight into paper_blocks; past it, into
-    recent_blocks, and a lookup reads both. Either way a re-spelling finds its paper."""
-    monkeypatch.setattr(matching, "DIRECT_UP_TO", 1)
-    small = [Paper(f"Sparse Mixture of {w} Experts for Protein Folding", "")
-             for w in ("Gated", "Routed")]
-    store.ingest_dump("a" * 64, "one", "test", small, NOW)  # into a store of 0 papers
-    assert _block_rows(store) == [8, 0]
-    big = Paper("Quantised Retrieval Heads in Long Context Decoders", "")
-    store.ingest_dump("b" * 64, "two", "test", [big], NOW)  # into a store of 2, past 1
-    assert _block_rows(store) == [8, 4]
-    counts = store.ingest_dump("c" * 64, "three", "test", [
-        Paper("Sparse Mixture of Routed Experts for Protien Folding", ""),
-        Paper("Quantised Retrieval Heads in Long Context Decoder", "")], NOW)
+    """Memory holds RECENT_LIMIT blocks at most, however big the dump; a listing later in
+    the dump still finds a paper whose blocks have moved."""
+    monkeypatch.setattr(matching, "RECENT_LIMIT", 12)
+    titles = [f"Sparse Mixture of {w} Experts for Protein Folding"
+              for w in ("Gated", "Routed", "Shared", "Pruned", "Tied", "Frozen")]
+    papers = [Paper(t) for t in titles] + [Paper(t.replace("Protein", "Protien"))
+                                           for t in titles]
+    counts = store.ingest_dump("a" * 64, "one", "test", papers, NOW, batch_size=2)
+    assert (counts.papers, counts.new) == (12, 6)
+    assert len(store.merges()) == 6
+    moved, recent = _block_rows(store)
+    assert moved == 24 - recent and 0 < recent < 12  # moved after the second batch
+
+
+def test_recent_blocks_held_by_one_process_are_read_again_after_another_files_some(
+        tmp_path: Path) -> None:
+    one, other = Store(tmp_path / "digest.db"), Store(tmp_path / "digest.db")
+    mine = "Sparse Mixture of Gated Experts for Protein Folding"
+    theirs = "Quantised Retrieval Heads in Long Context Decoders"
+    one.ingest_dump("a" * 64, "one", "test", [Paper(mine)], NOW)  # `one` holds its blocks
+    other.ingest_dump("b" * 64, "two", "test", [Paper(theirs)], NOW)
+    counts = one.ingest_dump("c" * 64, "three", "test", [
+        Paper("Quantised Retrieval Heads in Long Context Decoder"),
+        Paper("Sparse Mixture of Gated Experts for Protien Folding")], NOW)
     assert (counts.papers, counts.new) == (2, 0)
-    assert [m.paper_title for m in store.merges()] == [small[1].title, big.title]
-    # A store back under the limit (here: a larger limit) moves what recent_blocks holds.
-    monkeypatch.setattr(matching, "DIRECT_UP_TO", 100)
-    store.ingest_dump("d" * 64, "four", "test", [Paper("Graph Kernels", "")], NOW)
-    assert _block_rows(store) == [12 + 2, 0]
+    one.close()
+    other.close()
+
+
+def test_recent_blocks_of_a_dump_rolled_back_are_not_held(store: Store) -> None:
+    """A dump that fails half-way files its first batch's papers in memory before it is
+    rolled back: those must not be found, or a later listing would join a paper the store
+    does not have."""
+    title = "Sparse Mixture of Gated Experts for Protein Folding"
+    store.ingest_dump("c" * 64, "first.txt", "test", [Paper("Graph Kernels Revisited")], NOW)
+
+    def batches() -> Iterator[list[Listing]]:
+        yield [Listing.of(Paper(title))]
+        raise DumpError("bad.txt", "broken record", line=9)
+
+    with pytest.raises(DumpError):
+        store.ingest_listings("a" * 64, "bad.txt", "test", batches(), NOW)
+    counts = store.ingest_dump("b" * 64, "good.txt", "test",
+                               [Paper("Sparse Mixture of Gated Experts for Protien Folding")],
+                               NOW)
+    assert (counts.papers, counts.new) == (1, 1)
+    assert store.merges() == [] and store.status().papers == 2
+
+
+def test_recent_blocks_are_read_once_by_a_process_that_alone_writes_the_store(
+        store: Store) -> None:
+    store.ingest_dump("a" * 64, "one", "test", [Paper("Graph Kernels Revisited")], NOW)
+    reads: list[str] = []
+    store.db.conn.set_trace_callback(
+        lambda sql: reads.append(sql) if "FROM recent_papers" in sql else None)
+    for n in range(3):
+        store.ingest_dump(str(n) * 64, f"dump-{n}", "test",
+                          [Paper(f"Sparse Mixture of Gated Experts, Part {n}")], NOW)
+    store.db.conn.set_trace_callback(None)
+    assert reads == []
+    assert store.db.execute("SELECT COUNT(*) FROM recent_papers").fetchone()[0] == 4
+
+
+def test_recent_blocks_are_read_from_the_store_by_a_new_process(tmp_path: Path) -> None:
+    title = "Sparse Mixture of Gated Experts for Protein Folding"
+    with open_store(tmp_path / "digest.db") as store:
+        store.ingest_dump("a" * 64, "one", "test", [Paper(title)], NOW)
+    with open_store(tmp_path / "digest.db") as store:
+        match = store.explain("Sparse Mixture of Gated Experts for Protien Folding")
+        assert match.paper is not None and match.paper.title == title
 
 
 def test_a_version_4_store_loses_the_rows_of_its_crowded_blocks(tmp_path: Path) -> None:
@@ -245,15 +299,15 @@ def test_a_version_4_store_loses_the_rows_of_its_crowded_blocks(tmp_path: Path) 
     store.ingest_dump("a" * 64, "one", "test",
                       [Paper(f"Paper number {n}", "") for n in range(200)], NOW)
     # As version 4 wrote them: every paper under every one of its blocks, in one table.
-    store.db.execute("INSERT INTO paper_blocks SELECT * FROM recent_blocks")
+    store.db.execute(f"INSERT INTO paper_blocks SELECT * FROM {_RECENT}")
     store.db.execute("""INSERT OR IGNORE INTO paper_blocks
                         SELECT b.block, p.id, 12 FROM papers p, paper_blocks b
                         WHERE b.paper_id = 1 AND b.block IN (
                             SELECT block FROM paper_blocks GROUP BY block HAVING COUNT(*) > 1)""")
     assert store.db.execute("SELECT MAX(n) FROM (SELECT COUNT(*) AS n FROM paper_blocks "
                             "GROUP BY block)").fetchone()[0] == 200
-    store.db.execute("DROP TABLE recent_blocks")
-    store.db.execute("DROP TABLE block_filter")
+    for table in ("recent_papers", "recent_state", "block_filter"):
+        store.db.execute(f"DROP TABLE {table}")
     store.db.execute("PRAGMA user_version = 4")
     store.close()
 
@@ -291,18 +345,20 @@ def test_a_version_5_store_files_its_titles_under_their_new_blocks(tmp_path: Pat
                 "") for _ in range(100)), Paper(title, "")], NOW)
     store.close()
     with sqlite3.connect(path) as conn:  # as version 5 filed it: its word combinations only
-        conn.execute("DELETE FROM recent_blocks WHERE paper_id = 101")
+        conn.execute(_MIGRATIONS[4][0])  # CREATE TABLE recent_blocks
+        conn.execute(f"INSERT INTO recent_blocks SELECT * FROM {_RECENT} WHERE paper_id < 101")
         conn.executemany("INSERT INTO recent_blocks VALUES (?, 101, ?)",
                          [(b, len(title_key(title)))
                           for b in title_blocks(normalise(title))[:4]])
-        conn.execute("DROP TABLE block_filter")
+        for table in ("recent_papers", "recent_state", "block_filter"):
+            conn.execute(f"DROP TABLE {table}")
         conn.execute("PRAGMA user_version = 5")
     conn.close()
 
     store = Store(path)
     match = store.explain("Large Language Models as Data Preprocesors")
     assert match.paper is not None and match.paper.title == title
-    assert store.db.execute("SELECT COUNT(*) FROM recent_blocks").fetchone()[0] == 0
+    assert _block_rows(store)[1] == 0
     blocks = {b for (b,) in store.db.execute("SELECT block FROM paper_blocks "
                                              "WHERE paper_id = 101")}
     # Its three combinations with "preprocessors" and the two new ones; the crowded
@@ -314,8 +370,7 @@ def test_a_version_5_store_files_its_titles_under_their_new_blocks(tmp_path: Pat
 def blocks_of_the_crowd(store: Store) -> int:
     """The one crowded block of a store."""
     (block,) = store.db.execute(
-        "SELECT block FROM (SELECT block FROM paper_blocks UNION ALL "
-        "SELECT block FROM recent_blocks) GROUP BY block HAVING COUNT(*) > ?",
+        f"SELECT block FROM {_EITHER_TABLE} GROUP BY block HAVING COUNT(*) > ?",
         [BLOCK_LIMIT]).fetchall()
     return int(block[0])
 
@@ -343,16 +398,3 @@ def test_a_crowded_block_stays_crowded_when_titles_come_back_with_other_ids(
     crowd = blocks_of_the_crowd(store)
     rows = store.db.execute(f"SELECT COUNT(*) FROM {_EITHER_TABLE} WHERE block = ?", [crowd])
     assert rows.fetchone()[0] == BLOCK_LIMIT + 1  # and it got no more rows
-
-
-def test_a_store_of_exactly_direct_up_to_papers_still_files_straight_in(
-        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(matching, "DIRECT_UP_TO", 2)
-    titles = ("Sparse Mixture of Gated Experts for Protein Folding",
-              "Quantised Retrieval Heads in Long Context Decoders",
-              "Lattice Boltzmann Surrogates for Turbulent Channel Flow")
-    store.ingest_dump("a" * 64, "one", "test", [Paper(titles[0]), Paper(titles[1])], NOW)
-    store.ingest_dump("b" * 64, "two", "test", [Paper(titles[2])], NOW)  # into a store of 2
-    assert _block_rows(store)[1] == 0
-    store.ingest_dump("c" * 64, "three", "test", [Paper("Graph Kernels")], NOW)  # of 3
-    assert _block_rows(store)[1] == 2

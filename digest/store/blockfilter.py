@@ -1,13 +1,13 @@
-"""Which blocks paper_blocks may hold: a bitmap kept in the store beside it, so that a big
-store's lookups skip the blocks no paper is filed under, most of those a dump brings.
+"""Which blocks paper_blocks may hold: a bitmap kept in the store beside it, so that
+lookups skip the blocks no paper is filed under, most of those a dump brings.
 
 A block's bit is its low bits. Every block paper_blocks holds has its bit set; a set bit
 may also belong to a block it does not hold (one in 32 to 8, by how full the filter is),
 which costs only the lookup the filter exists to save. A cleared bit is never wrong:
 that would miss a paper and send it again. So whatever writes paper_blocks either sets
-the bits of what it writes, in the same transaction (moving recent_blocks in,
-store/matching.py), or drops the filter (filing straight into paper_blocks, and any
-migration that re-files titles), and the next big dump builds it again from the table.
+the bits of what it writes, in the same transaction (the move of the recent blocks,
+store/matching.py), or drops the filter (a migration that files titles again), and the
+next dump builds it again from the table.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ class BlockFilter:
         size = _MIN_BITS
         while size < rows * _BITS_PER_BLOCK * 2:
             size *= 2
-        made = cls(bytearray(size // 8), 0, _new_stamp())
+        made = cls(bytearray(size // 8), 0, new_stamp())
         made._set(block for (block,) in conn.execute("SELECT block FROM paper_blocks"))
         made._save(conn)
         return made
@@ -68,7 +68,7 @@ class BlockFilter:
         self._set(blocks)
         if len(self.bits) * 8 < self.blocks * _BITS_PER_BLOCK:
             return BlockFilter.build(conn)
-        self.stamp = _new_stamp()
+        self.stamp = new_stamp()
         self._save(conn)
         return self
 
@@ -87,13 +87,8 @@ class BlockFilter:
                      [self.stamp, self.blocks, self.bits])
 
 
-def drop_block_filter(conn: sqlite3.Connection) -> None:
-    """Forget the filter: paper_blocks is about to get blocks it would not have the bits
-    of. The next big dump builds it again."""
-    conn.execute("DELETE FROM block_filter")
-
-
-def _new_stamp() -> int:
-    # Random, not counted: a filter changed in a transaction that was rolled back keeps
-    # its new stamp in memory, and must never match a stamp saved since.
+def new_stamp() -> int:
+    """A stamp for what a process holds of the store: random, not counted, because what
+    changed in a transaction that was rolled back keeps its new stamp in memory, and must
+    never match a stamp saved since."""
     return int.from_bytes(os.urandom(7), "big")

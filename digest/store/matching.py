@@ -21,7 +21,8 @@ from digest.identity import (
     could_score,
 )
 from digest.model import Paper
-from digest.store.blockfilter import BlockFilter, drop_block_filter
+from digest.store.blockfilter import BlockFilter
+from digest.store.recent import RecentBlocks
 
 _ARXIV = Verdict(True, 100.0, "arXiv id", "arxiv")
 _EXACT = Verdict(True, 100.0, "exact key", "exact")
@@ -32,22 +33,15 @@ _NEW = Match(None, None)
 # other blocks is then missed (a repeat, never a lost paper). A block holds at most one
 # paper more than this, which marks it crowded: rows no lookup reads are not written.
 BLOCK_LIMIT = 64
-# New blocks go to the small table recent_blocks, and move to paper_blocks in one sorted
-# pass when a dump ends with this many rows there. A batch's blocks fall on random pages
-# of the index, and SQLite writes every page a transaction touches twice (to the WAL,
-# then the file): written straight into paper_blocks, a 10,000-paper dump touched nearly
-# every page of a million-paper store's blocks. Batched this way a page is written once
-# per move.
+# New blocks are held in memory and in recent_papers (store/recent.py), and move to
+# paper_blocks in one sorted pass once a batch leaves this many there. A batch's blocks
+# fall on random pages of the index, and SQLite writes every page a transaction touches
+# twice (to the WAL, then the file): written straight into paper_blocks, a 10,000-paper
+# dump touched nearly every page of a million-paper store's blocks. Batched this way a
+# page is written once per move. Held in memory, 250,000 blocks take about 19 MB, and a
+# big dump moves them as it goes: memory does not grow with it.
 RECENT_LIMIT = 250_000
-# A store of up to this many papers files new blocks straight into paper_blocks, and a
-# lookup reads that table alone: while it is small, recent_blocks saves no pages and costs
-# a second lookup per block. Past it, recent_blocks and the block filter are faster.
-# Measured over 100k listings, in pairs of runs: into a store of 10k, filing straight in
-# up to 50k papers was as fast as up to 200k, and 2 us a listing faster than taking the
-# detour from the start; into a store of 100k, the detour was 3 us faster.
-DIRECT_UP_TO = 50_000
 _CANDIDATE_COLUMNS = "id, title, abstract, arxiv_id"
-_BLOCK_TABLES = ("paper_blocks", "recent_blocks")
 
 
 class _StoredIndex:
@@ -66,10 +60,9 @@ class _StoredIndex:
 
     @classmethod
     def fetch(cls, conn: sqlite3.Connection, listings: list[tuple[Spelling, str | None]],
-              block_tables: tuple[str, ...] = _BLOCK_TABLES,
-              known: BlockFilter | None = None) -> _StoredIndex:
-        """Fetch what the store knows of these listings, looking for blocks in
-        `block_tables`; in paper_blocks only for those `known` may hold, if given."""
+              recent: RecentBlocks, known: BlockFilter | None = None) -> _StoredIndex:
+        """Fetch what the store knows of these listings: blocks are looked up in `recent`,
+        and in paper_blocks, there only those `known` may hold, if given."""
         index = cls()
         arxiv_ids = list({a for _, a in listings if a})
         for row in _select_in(conn, f"SELECT {_CANDIDATE_COLUMNS} FROM papers "
@@ -98,13 +91,10 @@ class _StoredIndex:
                     lengths[block].append(n)
                 else:
                     lengths[block] = [n]
-        rows = []
-        for table in block_tables:
-            blocks = list(lengths)
-            if known is not None and table == "paper_blocks":
-                blocks = [b for b in blocks if known.may_hold(b)]
-            rows += _select_in(conn, f"SELECT block, paper_id, length FROM {table} "
-                               "WHERE block IN ({})", blocks)
+        blocks = list(lengths) if known is None else [b for b in lengths if known.may_hold(b)]
+        rows = _select_in(conn, "SELECT block, paper_id, length FROM paper_blocks "
+                          "WHERE block IN ({})", blocks)
+        rows += recent.rows(lengths)
         filed = index.filed
         for block, _, _ in rows:
             filed[block] = filed.get(block, 0) + 1
@@ -143,25 +133,26 @@ class _StoredIndex:
         return best_match(spelling, abstract, arxiv_id, candidates)
 
     def add(self, paper_id: int, spelling: Spelling, key: str, paper: Paper,
-            rows: list[tuple[int, int, int]]) -> None:
-        """File a paper this batch creates, so that a later listing of it finds it, and
-        add the block rows to write it under to `rows`: those of blocks not crowded."""
+            recent: RecentBlocks, rows: list[tuple[int, int, str]]) -> None:
+        """File a paper this batch creates, so that a later listing of it finds it, under
+        the blocks not crowded: in `recent`, and its row for recent_papers in `rows`."""
         self.added[paper_id] = paper
         if paper.arxiv_id:
             self.by_arxiv[paper.arxiv_id] = paper_id
         self.by_key.setdefault(key, paper_id)
         by_block, filed = self.by_block, self.filed
-        length = len(key)
+        blocks = []
         for block in spelling.blocks:
             count = filed.get(block, 0)
             if count > BLOCK_LIMIT:
                 continue
             filed[block] = count + 1
-            rows.append((block, paper_id, length))
+            blocks.append(block)
             if block in by_block:
                 by_block[block].append(paper_id)
             else:
                 by_block[block] = [paper_id]
+        recent.file(paper_id, len(key), blocks, rows)
 
     def fill_arxiv_id(self, paper_id: int, arxiv_id: str) -> None:
         """Give a paper the arXiv id a listing merged into it brought, so that a later
@@ -181,32 +172,25 @@ class _Batch:
     """Match and write the papers of one dump a batch at a time, inside its transaction."""
 
     def __init__(self, conn: sqlite3.Connection, dump_id: int, now: datetime,
-                 next_id: int, known: BlockFilter | None) -> None:
-        """`known` is the block filter an earlier dump of this store left, if any."""
+                 next_id: int, known: BlockFilter | None, recent: RecentBlocks | None) -> None:
+        """`known` and `recent` are what an earlier dump of this store left, if any."""
         self.conn = conn
         self.dump_id = dump_id
         self.now = now.isoformat()
         self.next_id = next_id
-        # A small store keeps every block in paper_blocks (DIRECT_UP_TO), a big one files
-        # new blocks in recent_blocks and looks in both, in paper_blocks only for blocks
-        # its filter says it may hold (store/blockfilter.py).
-        self.known: BlockFilter | None = None
-        if next_id - 1 <= DIRECT_UP_TO:  # ids count up from 1, never reused once stored
-            drop_block_filter(conn)
-            self._move_recent()  # left by a version that always used it
-            self.block_tables: tuple[str, ...] = ("paper_blocks",)
-            self.new_blocks_table = "paper_blocks"
-        else:
-            self.known = BlockFilter.current(conn, known)
-            self.block_tables = _BLOCK_TABLES
-            self.new_blocks_table = "recent_blocks"
+        # Lookups read paper_blocks only for the blocks its filter says it may hold
+        # (store/blockfilter.py); new blocks are held in memory until they move
+        # (store/recent.py).
+        self.known = BlockFilter.current(conn, known)
+        self.recent = RecentBlocks.current(conn, recent)
+        self.recent.begin(conn)
 
     def ingest(self, listings: list[Listing], first_rank: int) -> int:
         """Match, insert and merge one batch; returns how many papers were new."""
         index = _StoredIndex.fetch(self.conn, [(s, p.arxiv_id) for p, s in listings],
-                                   self.block_tables, self.known)
+                                   self.recent, self.known)
         inserts: list[tuple[object, ...]] = []
-        blocks: list[tuple[int, int, int]] = []
+        recent: list[tuple[int, int, str]] = []
         updates: list[tuple[object, ...]] = []
         arxiv_ids: list[tuple[str, int]] = []
         merges: list[tuple[object, ...]] = []
@@ -219,7 +203,7 @@ class _Batch:
                 if key in index.by_key:  # same title, another arXiv id: another paper
                     key = f"{key}#{paper.arxiv_id}"
                 inserts.append(_paper_row(paper_id, key, paper, self.now))
-                index.add(paper_id, spelling, key, paper, blocks)
+                index.add(paper_id, spelling, key, paper, self.recent, recent)
             else:
                 paper_id = match.paper.id
                 updates.append(_merge_row(paper_id, paper))
@@ -231,10 +215,8 @@ class _Batch:
                                    match.verdict.reason))
             sightings.append((paper_id, self.dump_id, rank, paper.upvotes, paper.title))
         self.conn.executemany(_INSERT_PAPER, inserts)
-        # In index order: neighbouring inserts touch neighbouring pages of a large index.
-        blocks.sort()
-        self.conn.executemany(f"INSERT OR IGNORE INTO {self.new_blocks_table} "
-                              "(block, paper_id, length) VALUES (?, ?, ?)", blocks)
+        self.conn.executemany("INSERT INTO recent_papers (paper_id, length, blocks) "
+                              "VALUES (?, ?, ?)", recent)
         self.conn.executemany(_MERGE_PAPER, updates)
         self.conn.executemany("UPDATE papers SET arxiv_id = ? WHERE id = ? AND arxiv_id IS NULL",
                               arxiv_ids)
@@ -246,19 +228,15 @@ class _Batch:
 
     def settle(self) -> None:
         """Move the recent blocks into paper_blocks once there are RECENT_LIMIT of them: in
-        index order, so each page of paper_blocks is written once for all of them."""
-        (recent,) = self.conn.execute("SELECT COUNT(*) FROM recent_blocks").fetchone()
-        if recent >= RECENT_LIMIT:
-            self._move_recent()
-
-    def _move_recent(self) -> None:
+        index order, so each page of paper_blocks is written once for all of them, and in
+        the dump's transaction, which sets their bits in the filter too."""
+        if self.recent.filed < RECENT_LIMIT:
+            return
         self.conn.execute("INSERT OR IGNORE INTO paper_blocks (block, paper_id, length) "
-                          "SELECT block, paper_id, length FROM recent_blocks "
-                          "ORDER BY block, paper_id")
-        if self.known is not None:
-            self.known = self.known.moved(self.conn, (b for (b,) in self.conn.execute(
-                "SELECT block FROM recent_blocks")))
-        self.conn.execute("DELETE FROM recent_blocks")
+                          "SELECT b.value, r.paper_id, r.length "
+                          "FROM recent_papers r, json_each(r.blocks) b ORDER BY 1, 2")
+        self.known = self.known.moved(self.conn, self.recent.moved())
+        self.conn.execute("DELETE FROM recent_papers")
 
 
 _INSERT_PAPER = """INSERT INTO papers (id, key, title, abstract, authors, authors_count,

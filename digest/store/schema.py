@@ -11,7 +11,7 @@ import sqlite_utils
 from digest.errors import DigestError
 from digest.identity import normalise, title_blocks, title_key
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 # A crowded block keeps only the rows that mark it crowded (BLOCK_LIMIT + 1 of
 # store/matching.py): no lookup reads the others. Also run by bench/ingest.py on the
 # stores it builds in bulk.
@@ -29,6 +29,9 @@ _BLOCKS_TABLE = """CREATE TABLE {} (
     paper_id INTEGER NOT NULL,
     length INTEGER NOT NULL,
     PRIMARY KEY (block, paper_id)) WITHOUT ROWID"""
+# The blocks schema 5 to 7 kept apart, into the main table.
+_MOVE_RECENT_BLOCKS = ("INSERT OR IGNORE INTO paper_blocks "
+                       "SELECT block, paper_id, length FROM recent_blocks")
 # Every stored title under the blocks identity.title_blocks gives it today.
 _FILE_EVERY_TITLE = """INSERT OR IGNORE INTO paper_blocks (block, paper_id, length)
     SELECT b.value, p.id, length(title_key(p.title))
@@ -136,7 +139,7 @@ _MIGRATIONS: list[list[str]] = [
     # 6: a title whose one rare word is misspelt is found by that word's start or end
     # (identity.title_blocks): every stored title is filed under the blocks it has now.
     [
-        "INSERT OR IGNORE INTO paper_blocks SELECT block, paper_id, length FROM recent_blocks",
+        _MOVE_RECENT_BLOCKS,
         "DELETE FROM recent_blocks",
         _FILE_EVERY_TITLE,
         TRIM_CROWDED_BLOCKS,
@@ -149,6 +152,22 @@ _MIGRATIONS: list[list[str]] = [
             stamp INTEGER NOT NULL,
             blocks INTEGER NOT NULL,
             bits BLOB NOT NULL)""",
+    ],
+    # 8: new blocks are held in memory, and in the store one row a paper (store/recent.py)
+    # rather than one a block in recent_blocks: what that holds moves now, without bits
+    # in the filter, which the next dump builds again.
+    [
+        _MOVE_RECENT_BLOCKS,
+        "DROP TABLE recent_blocks",
+        "DELETE FROM block_filter",
+        # The blocks as a JSON array: the move into paper_blocks reads them with json_each.
+        """CREATE TABLE recent_papers (
+            paper_id INTEGER PRIMARY KEY,
+            length INTEGER NOT NULL,
+            blocks TEXT NOT NULL)""",
+        # One row: the stamp of the last dump that filed papers.
+        "CREATE TABLE recent_state (stamp INTEGER NOT NULL)",
+        "INSERT INTO recent_state VALUES (0)",
     ],
 ]
 
