@@ -15,6 +15,7 @@ was killed half-way through a message would otherwise wait for ever).
 
 from __future__ import annotations
 
+import fcntl
 import multiprocessing
 import os
 import queue
@@ -195,6 +196,7 @@ class ReadAhead:
     def _start(self) -> None:
         jobs_in, jobs = _CONTEXT.Pipe(duplex=False)
         results, results_out = _CONTEXT.Pipe(duplex=False)
+        _widen(results)
         process = _CONTEXT.Process(target=_work, name="digest-readahead", daemon=True,
                                    args=(jobs_in, results_out, self._page_year))
         with _main_module_hidden(), _signal_mask_kept():
@@ -205,6 +207,15 @@ class ReadAhead:
         self._process, self._jobs, self._results = process, jobs, results
 
 
+def _widen(pipe: Connection) -> None:
+    """Make room in the pipe for a whole batch (a few hundred KB): in the default 64 KB
+    the two processes take turns at every 64 KB, and the run spent about 1 us a listing
+    reading. Linux only, and up to the system's limit; elsewhere the pipe stays as it is."""
+    with suppress(AttributeError, OSError):
+        fcntl.fcntl(pipe.fileno(), fcntl.F_SETPIPE_SZ, _PIPE_BYTES)
+
+
+_PIPE_BYTES = 1 << 20
 # How long a worker told to stop may take to exit before it is terminated, in seconds.
 _EXIT_WAIT = 5.0
 

@@ -62,6 +62,12 @@ class BlockFilter:
         at = block & self.mask
         return bool(self.bits[at >> 3] >> (at & 7) & 1)
 
+    def which_may_hold(self, blocks: Iterable[int]) -> list[int]:
+        """The blocks of these that paper_blocks may hold. (One loop of locals: it runs
+        for every block of every listing.)"""
+        bits, mask = self.bits, self.mask
+        return [b for b in blocks if bits[(b & mask) >> 3] >> (b & 7) & 1]
+
     def moved(self, conn: sqlite3.Connection, blocks: Iterable[int]) -> BlockFilter:
         """The filter once these blocks have gone into paper_blocks, saved under a new
         stamp: this one with their bits set, or, grown too full, one built again."""

@@ -91,7 +91,7 @@ class _StoredIndex:
                     lengths[block].append(n)
                 else:
                     lengths[block] = [n]
-        blocks = list(lengths) if known is None else [b for b in lengths if known.may_hold(b)]
+        blocks = list(lengths) if known is None else known.which_may_hold(lengths)
         rows = _select_in(conn, "SELECT block, paper_id, length FROM paper_blocks "
                           "WHERE block IN ({})", blocks)
         rows += recent.rows(lengths)
