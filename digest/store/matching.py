@@ -41,7 +41,7 @@ BLOCK_LIMIT = 64
 # page is written once per move. Held in memory, 250,000 blocks take about 19 MB, and a
 # big dump moves them as it goes: memory does not grow with it.
 RECENT_LIMIT = 250_000
-_CANDIDATE_COLUMNS = "id, title, abstract, arxiv_id"
+_CANDIDATE_COLUMNS = "p.id, p.title, p.abstract, p.arxiv_id"
 
 
 class _StoredIndex:
@@ -65,13 +65,13 @@ class _StoredIndex:
         and in paper_blocks, there only those `known` may hold, if given."""
         index = cls()
         arxiv_ids = list({a for _, a in listings if a})
-        for row in _select_in(conn, f"SELECT {_CANDIDATE_COLUMNS} FROM papers "
-                              "WHERE arxiv_id IN ({})", arxiv_ids):
+        for row in _select_each(conn, f"SELECT {_CANDIDATE_COLUMNS} FROM json_each(?) v "
+                                "CROSS JOIN papers p ON p.arxiv_id = v.value", arxiv_ids):
             index.by_arxiv[row[3]] = row[0]
             index.candidates[row[0]] = Candidate(*row)
         keys = list({s.key for s, a in listings if not (a and a in index.by_arxiv)})
-        for row in _select_in(conn, f"SELECT {_CANDIDATE_COLUMNS}, key FROM papers "
-                              "WHERE key IN ({})", keys):
+        for row in _select_each(conn, f"SELECT {_CANDIDATE_COLUMNS}, p.key FROM json_each(?) v "
+                                "CROSS JOIN papers p ON p.key = v.value", keys):
             index.by_key[row[4]] = row[0]
             index.candidates[row[0]] = Candidate(*row[:4])
         # The blocks of the listings that may be papers the store lacks, by the lengths
@@ -92,8 +92,8 @@ class _StoredIndex:
                 else:
                     lengths[block] = [n]
         blocks = list(lengths) if known is None else known.which_may_hold(lengths)
-        rows = _select_in(conn, "SELECT block, paper_id, length FROM paper_blocks "
-                          "WHERE block IN ({})", blocks)
+        rows = _select_each(conn, "SELECT b.block, b.paper_id, b.length FROM json_each(?) v "
+                            "CROSS JOIN paper_blocks b ON b.block = v.value", blocks)
         rows += recent.rows(lengths)
         filed = index.filed
         for block, _, _ in rows:
@@ -104,8 +104,9 @@ class _StoredIndex:
                                                    for n in lengths[block]):
                 index.by_block.setdefault(block, []).append(paper_id)
                 wanted.add(paper_id)
-        for row in _select_in(conn, f"SELECT {_CANDIDATE_COLUMNS} FROM papers "
-                              "WHERE id IN ({})", sorted(wanted - index.candidates.keys())):
+        for row in _select_each(conn, f"SELECT {_CANDIDATE_COLUMNS} FROM json_each(?) v "
+                                "CROSS JOIN papers p ON p.id = v.value",
+                                sorted(wanted - index.candidates.keys())):
             index.candidates[row[0]] = Candidate(*row)
         return index
 
@@ -278,22 +279,14 @@ def _json_list(items: tuple[str, ...]) -> str:
     return json.dumps(items) if items else "[]"
 
 
-def _select_in(conn: sqlite3.Connection, sql: str, values: list[Any]) -> list[tuple[Any, ...]]:
-    """Run a `... IN ({})` query over many values, _IN_LIST at a time. Every list has that
-    many parameters, the last padded with repeats of its last value, so that SQLite
-    compiles the statement once, not once per batch."""
-    rows: list[tuple[Any, ...]] = []
-    statement = sql.format(",".join("?" * _IN_LIST))
-    for start in range(0, len(values), _IN_LIST):
-        part = values[start:start + _IN_LIST]
-        part += part[-1:] * (_IN_LIST - len(part))
-        rows.extend(conn.execute(statement, part).fetchall())
-    return rows
-
-
-# Long enough to amortise a statement's run, short enough to pad cheaply: measured fastest
-# of 64 to 2048 per value looked up.
-_IN_LIST = 256
+def _select_each(conn: sqlite3.Connection, sql: str, values: list[Any]) -> list[tuple[Any, ...]]:
+    """Run a query that joins each of many values, given as one JSON array, to a table:
+    one statement, compiled once, whatever their number. `json_each(?) v CROSS JOIN` makes
+    the values the outer loop, each an index lookup. Measured at 100k stored, a third
+    faster for keys than lists of `?` in `IN (...)`, which SQLite sorts first."""
+    if not values:
+        return []
+    return conn.execute(sql, [json.dumps(values)]).fetchall()
 
 
 def _chunks(items: Iterable[Paper], size: int) -> Iterator[list[Paper]]:
