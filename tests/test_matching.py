@@ -162,6 +162,9 @@ def test_a_version_1_store_is_rekeyed_and_blocked(tmp_path: Path) -> None:
 
     store = Store(path)
     assert store.schema_version == SCHEMA_VERSION == 8
+    # An index no query reads, dropped by version 8.
+    assert store.db.execute("SELECT COUNT(*) FROM sqlite_master "
+                            "WHERE name = 'sightings_dump'").fetchone()[0] == 0
     keys = [r[0] for r in store.db.execute("SELECT key FROM papers ORDER BY id")]
     # The two spellings that now share a key stay the two papers they were.
     assert keys == ["llmtimesmapreducesimplifiedlongsequenceprocessing",

@@ -168,6 +168,9 @@ _MIGRATIONS: list[list[str]] = [
         # One row: the stamp of the last dump that filed papers.
         "CREATE TABLE recent_state (stamp INTEGER NOT NULL)",
         "INSERT INTO recent_state VALUES (0)",
+        # No query reads it, and every listing paid for it: 0.4 us of the 2.1 its
+        # sighting cost.
+        "DROP INDEX IF EXISTS sightings_dump",
     ],
 ]
 
