@@ -479,6 +479,10 @@ def memory_table(args: argparse.Namespace, vocab: Vocabulary) -> None:
             print(f"  errors: {result['errors']}", file=sys.stderr)
 
 
+# Where a store files titles' blocks (store/recent.py, store/blockfilter.py).
+_BLOCK_TABLES = ("paper_blocks", "recent_papers", "recent_state", "block_filter")
+
+
 def pages_table(args: argparse.Namespace, vocab: Vocabulary) -> None:
     print(f"pages written by the ingest of one dump of {args.dump_size:,} papers "
           f"({args.respelled:.0%} re-spelled, {args.near:.0%} near misses), before the "
@@ -492,7 +496,7 @@ def pages_table(args: argparse.Namespace, vocab: Vocabulary) -> None:
         fuzzy = measure("fuzzy", fuzzy_db, dumps, args.work_dir, pages=True)
         bare = measure("bare", bare_db, dumps, args.work_dir, pages=True)
         shutil.rmtree(dumps.folder)
-        blocks = sum(n for name, n in fuzzy.items() if name.endswith("_blocks"))
+        blocks = sum(n for name, n in fuzzy.items() if name in _BLOCK_TABLES)
         print(f"| {size:,} | {sum(fuzzy.values()):,.0f} | {blocks:,.0f} "
               f"| {sum(bare.values()):,.0f} |", flush=True)
 
