@@ -52,8 +52,12 @@ _FOLD: dict[int, str] = {
     ord("×"): "times",
 }
 _SPELT_OUT = (("&", " and "), ("+", "plus"), ("%", "percent"))
+# Control characters separate words, as in the non-ASCII path (_NON_WORD): a key with a
+# NUL in it would not even match itself through json_each (store/matching.py).
+_CONTROLS = "".join(map(chr, range(32))) + "\x7f"
 _ASCII_FOLD = str.maketrans({
-    **{c: " " for c in string.punctuation + string.whitespace if c not in "-'`."},
+    **{c: " " for c in string.punctuation + string.whitespace + _CONTROLS
+       if c not in "-'`."},
     **{c: None for c in "-'`"}})
 # A dot is a word break unless it stands between digits (3.1 is not 31).
 _STRAY_DOT = re.compile(r"(?<!\d)\.|\.(?!\d)")

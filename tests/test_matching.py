@@ -73,6 +73,14 @@ def test_respelled_seeds_join_their_papers_and_only_near_misses_are_new(
     assert counts["fuzzy_merges"] == len(fuzzy) > 100
 
 
+def test_a_title_with_a_control_character_is_one_paper_however_often_listed(
+        store: Store) -> None:
+    title = "Graph\x00Kernels Revisited\x07"
+    assert title_key(title) == title_key("Graph Kernels Revisited")
+    store.ingest_dump("a" * 64, "one", "test", [Paper(title)], NOW)
+    assert store.ingest_dump("b" * 64, "two", "test", [Paper(title)], NOW).new == 0
+
+
 def test_the_two_physics_parts_stay_two_papers(store: Store) -> None:
     store.ingest_dump("a" * 64, "one", "test", [
         Paper("Physics of Language Models: Part 3.1, Knowledge Storage and Extraction", "a"),
