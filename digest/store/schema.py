@@ -165,7 +165,8 @@ _MIGRATIONS: list[list[str]] = [
             paper_id INTEGER PRIMARY KEY,
             length INTEGER NOT NULL,
             blocks TEXT NOT NULL)""",
-        # One row: the stamp of the last dump that filed papers.
+        # One row: the stamp of the last dump that filed papers. A later migration that
+        # changes recent_papers must change it too, or a process would keep its old copy.
         "CREATE TABLE recent_state (stamp INTEGER NOT NULL)",
         "INSERT INTO recent_state VALUES (0)",
         # Every listing paid for it (0.4 us of the 2.1 its sighting cost) and only one
