@@ -25,7 +25,7 @@ def _saved_filter_holds_every_block(store: Store) -> bool:
     (bits,) = store.db.execute("SELECT bits FROM block_filter").fetchone()
     saved = BlockFilter(bytearray(bits), 0, 0)
     blocks = [b for (b,) in store.db.execute("SELECT block FROM paper_blocks")]
-    return bool(blocks) and all(saved.may_hold(b) for b in blocks)
+    return bool(blocks) and saved.which_may_hold(blocks) == blocks
 
 
 def _words(rng: random.Random) -> str:

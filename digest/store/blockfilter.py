@@ -58,10 +58,6 @@ class BlockFilter:
         made._save(conn)
         return made
 
-    def may_hold(self, block: int) -> bool:
-        at = block & self.mask
-        return bool(self.bits[at >> 3] >> (at & 7) & 1)
-
     def which_may_hold(self, blocks: Iterable[int]) -> list[int]:
         """The blocks of these that paper_blocks may hold. (One loop of locals: it runs
         for every block of every listing.)"""
