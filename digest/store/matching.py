@@ -94,10 +94,10 @@ class _StoredIndex:
         blocks = list(lengths) if known is None else known.which_may_hold(lengths)
         rows = _select_each(conn, "SELECT b.block, b.paper_id, b.length FROM json_each(?) v "
                             "CROSS JOIN paper_blocks b ON b.block = v.value", blocks)
-        rows += recent.rows(lengths)
         filed = index.filed
         for block, _, _ in rows:
             filed[block] = filed.get(block, 0) + 1
+        rows += recent.rows(lengths, filed, BLOCK_LIMIT)
         wanted: set[int] = set()
         for block, paper_id, length in rows:
             if filed[block] <= BLOCK_LIMIT and any(could_score(length, n)

@@ -54,17 +54,23 @@ class RecentBlocks:
         self.stamp = new_stamp()
         conn.execute("UPDATE recent_state SET stamp = ?", [self.stamp])
 
-    def rows(self, blocks: Iterable[int]) -> list[tuple[int, int, int]]:
+    def rows(self, blocks: Iterable[int], filed: dict[int, int],
+             limit: int) -> list[tuple[int, int, int]]:
         """The rows (block, paper, length of its key) of the recent papers filed under
-        these blocks."""
+        these blocks, counted into `filed`; none for a block filed more than `limit` times
+        in all, which is not looked through. (Titles of common words crowd most of their
+        blocks: not making those rows took 300,000 arXiv records from 53 to 41 s.)"""
         found = []
         get = self._by_block.get
         for block in blocks:
             value = get(block)
             if value is None:
                 continue
-            for packed in (value,) if isinstance(value, int) else value:
-                found.append((block, packed >> _LENGTH_BITS, packed & _LENGTH_MASK))
+            held = (value,) if isinstance(value, int) else value
+            count = filed[block] = filed.get(block, 0) + len(held)
+            if count <= limit:
+                for packed in held:
+                    found.append((block, packed >> _LENGTH_BITS, packed & _LENGTH_MASK))
         return found
 
     def file(self, paper_id: int, length: int, blocks: list[int],
