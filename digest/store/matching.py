@@ -92,16 +92,19 @@ class _StoredIndex:
                 else:
                     lengths[block] = [n]
         blocks = list(lengths) if known is None else known.which_may_hold(lengths)
-        rows = _select_each(conn, "SELECT b.block, b.paper_id, b.length FROM json_each(?) v "
-                            "CROSS JOIN paper_blocks b ON b.block = v.value", blocks)
+        # Counted first: the rows of a crowded block (65 of them) would be made only to
+        # be dropped, and titles of common words crowd most of their blocks.
+        held = dict(_select_each(conn, "SELECT v.value, COUNT(*) FROM json_each(?) v CROSS "
+                                 "JOIN paper_blocks b ON b.block = v.value GROUP BY 1", blocks))
         filed = index.filed
-        for block, _, _ in rows:
-            filed[block] = filed.get(block, 0) + 1
-        rows += recent.rows(lengths, filed, BLOCK_LIMIT)
+        filed.update(held)
+        rows = recent.rows(lengths, filed, BLOCK_LIMIT)
+        rows += _select_each(conn, "SELECT b.block, b.paper_id, b.length FROM json_each(?) v "
+                             "CROSS JOIN paper_blocks b ON b.block = v.value",
+                             [b for b in held if filed[b] <= BLOCK_LIMIT])
         wanted: set[int] = set()
         for block, paper_id, length in rows:
-            if filed[block] <= BLOCK_LIMIT and any(could_score(length, n)
-                                                   for n in lengths[block]):
+            if any(could_score(length, n) for n in lengths[block]):
                 index.by_block.setdefault(block, []).append(paper_id)
                 wanted.add(paper_id)
         for row in _select_each(conn, f"SELECT {_CANDIDATE_COLUMNS} FROM json_each(?) v "
