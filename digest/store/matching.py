@@ -194,7 +194,7 @@ class _Batch:
         index = _StoredIndex.fetch(self.conn, [(s, p.arxiv_id) for p, s in listings],
                                    self.recent, self.known)
         inserts: list[tuple[object, ...]] = []
-        recent: list[tuple[int, int, str]] = []
+        recent_rows: list[tuple[int, int, str]] = []
         updates: list[tuple[object, ...]] = []
         arxiv_ids: list[tuple[str, int]] = []
         merges: list[tuple[object, ...]] = []
@@ -207,7 +207,7 @@ class _Batch:
                 if key in index.by_key:  # same title, another arXiv id: another paper
                     key = f"{key}#{paper.arxiv_id}"
                 inserts.append(_paper_row(paper_id, key, paper, self.now))
-                index.add(paper_id, spelling, key, paper, self.recent, recent)
+                index.add(paper_id, spelling, key, paper, self.recent, recent_rows)
             else:
                 paper_id = match.paper.id
                 updates.append(_merge_row(paper_id, paper))
@@ -220,7 +220,7 @@ class _Batch:
             sightings.append((paper_id, self.dump_id, rank, paper.upvotes, paper.title))
         self.conn.executemany(_INSERT_PAPER, inserts)
         self.conn.executemany("INSERT INTO recent_papers (paper_id, length, blocks) "
-                              "VALUES (?, ?, ?)", recent)
+                              "VALUES (?, ?, ?)", recent_rows)
         self.conn.executemany(_MERGE_PAPER, updates)
         self.conn.executemany("UPDATE papers SET arxiv_id = ? WHERE id = ? AND arxiv_id IS NULL",
                               arxiv_ids)

@@ -89,7 +89,7 @@ class RecentBlocks:
         self.filed = 0
         return blocks
 
-    def _file(self, paper_id: int, length: int, blocks: list[int] | tuple[int, ...]) -> None:
+    def _file(self, paper_id: int, length: int, blocks: list[int]) -> None:
         packed = paper_id << _LENGTH_BITS | min(length, _LENGTH_MASK)
         by_block = self._by_block
         for block in blocks:
