@@ -53,6 +53,7 @@ from digest.dumps import Screen, parse_dump, parse_records, read_dump  # noqa: E
 from digest.identity import Spelling  # noqa: E402
 from digest.store import Store  # noqa: E402
 from digest.store.blockfilter import BlockFilter  # noqa: E402
+from digest.store.matching import KEY_LIMIT  # noqa: E402
 from digest.store.schema import TRIM_CROWDED_BLOCKS  # noqa: E402
 
 NOW = datetime(2024, 11, 20, 8, 0)
@@ -172,10 +173,12 @@ def bare_key(title: str) -> str:
 def build_stores(work: Path, size: int, vocab: Vocabulary) -> tuple[Path, Path]:
     """A digest store and a bare table of `size` papers (ids 0..size-1), written in bulk
     with SQL rather than through matching, which a store that size never needs."""
-    # A store is filed under the versions of the fold and the schema that built it.
+    # A store is filed under the versions of the fold and the schema that built it, and
+    # the keys it holds apart.
     fold = hashlib.sha256(b"".join((REPO / "digest" / name).read_bytes()
                                    for name in ("identity.py", "store/schema.py",
-                                                "store/blockfilter.py"))).hexdigest()[:8]
+                                                "store/blockfilter.py"))
+                          + str(KEY_LIMIT).encode()).hexdigest()[:8]
     fuzzy, bare = work / f"store-{size}-{fold}.db", work / f"bare-{size}.db"
     if fuzzy.exists() and bare.exists():
         return fuzzy, bare
@@ -206,6 +209,12 @@ def build_stores(work: Path, size: int, vocab: Vocabulary) -> tuple[Path, Path]:
         bconn.commit()
     fconn.execute(TRIM_CROWDED_BLOCKS)
     BlockFilter.build(fconn)  # as the first dump into a big store would
+    # A store that has taken dumps for a while holds half KEY_LIMIT keys on average
+    # before they move into paper_keys: a run then moves them as often as it would.
+    keys_from = size - min(size, KEY_LIMIT // 2) + 1
+    fconn.execute("INSERT INTO paper_keys SELECT key, id FROM papers WHERE id < ? ORDER BY key",
+                  [keys_from])
+    fconn.execute("UPDATE recent_state SET keys_from = ?", [keys_from])
     fconn.commit()
     for conn in (fconn, bconn):
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")

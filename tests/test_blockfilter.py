@@ -8,11 +8,13 @@ import hashlib
 import json
 import random
 import re
+import sqlite3
 import string
 from datetime import datetime
 from pathlib import Path
 
 import pytest
+from old_stores import as_version_8
 
 from digest.model import Paper
 from digest.store import _MIGRATIONS, Store, blockfilter, matching
@@ -71,14 +73,17 @@ def test_a_version_7_store_moves_its_recent_blocks_and_builds_its_filter_again(
     monkeypatch.setattr(matching, "RECENT_LIMIT", 10_000)
     titles = [_words(rng) for _ in range(20)]
     _ingest(store, "b", [Paper(t) for t in titles])  # recent, no bits
-    # As version 7 kept them: one row a block in recent_blocks.
-    store.db.execute(_MIGRATIONS[4][0])  # CREATE TABLE recent_blocks
-    store.db.execute("INSERT INTO recent_blocks SELECT b.value, r.paper_id, r.length "
-                     "FROM recent_papers r, json_each(r.blocks) b")
-    for table in ("recent_papers", "recent_state"):
-        store.db.execute(f"DROP TABLE {table}")
-    store.db.execute("PRAGMA user_version = 7")
     store.close()
+    as_version_8(path)
+    # As version 7 kept them: one row a block in recent_blocks.
+    with sqlite3.connect(path) as conn:
+        conn.execute(_MIGRATIONS[4][0])  # CREATE TABLE recent_blocks
+        conn.execute("INSERT INTO recent_blocks SELECT b.value, r.paper_id, r.length "
+                     "FROM recent_papers r, json_each(r.blocks) b")
+        for table in ("recent_papers", "recent_state"):
+            conn.execute(f"DROP TABLE {table}")
+        conn.execute("PRAGMA user_version = 7")
+    conn.close()
 
     store = Store(path)
     assert _ingest(store, "c", [Paper(t[:5] + t[6:]) for t in titles]) == 0

@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from helpers import write_toml
+from old_stores import as_version_8
 from smtp_servers import Recorder, SmtpServers
 
 from digest.cli import main
@@ -217,6 +218,7 @@ def test_a_store_from_before_the_schedule_migrates_with_its_papers(
         tmp_path: Path, seeds: list[Path]) -> None:
     path = tmp_path / "state" / "digest.db"
     CliRunner().invoke(main, ["--state-dir", str(tmp_path / "state"), "ingest", str(seeds[0])])
+    as_version_8(path)
     with sqlite3.connect(path) as db:  # back to version 2, before the schedule tables
         for table in ("schedule_slots", "daemon_state", "paper_blocks", "merges",
                       "block_filter", "recent_papers", "recent_state"):

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from old_stores import as_version_8
 
 from digest.cli import main
 from digest.dumps import parse_dump, read_dump
@@ -169,7 +170,7 @@ def test_a_version_1_store_is_rekeyed_and_blocked(tmp_path: Path) -> None:
     conn.close()
 
     store = Store(path)
-    assert store.schema_version == SCHEMA_VERSION == 8
+    assert store.schema_version == SCHEMA_VERSION == 9
     # An index no query reads, dropped by version 8.
     assert store.db.execute("SELECT COUNT(*) FROM sqlite_master "
                             "WHERE name = 'sightings_dump'").fetchone()[0] == 0
@@ -177,6 +178,12 @@ def test_a_version_1_store_is_rekeyed_and_blocked(tmp_path: Path) -> None:
     # The two spellings that now share a key stay the two papers they were.
     assert keys == ["llmtimesmapreducesimplifiedlongsequenceprocessing",
                     "pretrainedmodelsarerobust", "pretrained models are robust"]
+    # Version 9: the keys are in paper_keys, and papers is built again without their index.
+    assert dict(store.db.execute("SELECT paper_id, key FROM paper_keys")) == dict(
+        enumerate(keys, 1))
+    assert [[c[2] for c in store.db.execute(f"PRAGMA index_info({i[1]})")]
+            for i in store.db.execute("PRAGMA index_list(papers)")] == [["arxiv_id"]]
+    assert store.db.execute("PRAGMA foreign_key_list(sightings)").fetchall()
     match = store.explain("LLMtimesMapReduce: Simplified Long-Sequence Processing")
     assert match.paper is not None and match.paper.id == 1
     match = store.explain("LLM$\\times$MapReduce: Simplified Long-Sequence Procesing")
@@ -304,6 +311,112 @@ def test_recent_blocks_are_read_from_the_store_by_a_new_process(tmp_path: Path) 
         assert match.paper is not None and match.paper.title == title
 
 
+def _keys_are_filed_once(store: Store) -> bool:
+    """Every paper's key is in paper_keys or held as recent, never both, never lost."""
+    (keys_from,) = store.db.execute("SELECT keys_from FROM recent_state").fetchone()
+    moved = dict(store.db.execute("SELECT key, paper_id FROM paper_keys"))
+    older = dict(store.db.execute("SELECT key, id FROM papers WHERE id < ?", [keys_from]))
+    newer = store.db.execute("SELECT COUNT(*) FROM papers WHERE id >= ?",
+                             [keys_from]).fetchone()[0]
+    return moved == older and len(older) + newer == store.status().papers
+
+
+_GATED = [f"Sparse Mixture of {w} Experts for Protein Folding"
+          for w in ("Gated", "Routed", "Shared", "Pruned", "Tied", "Frozen")]
+
+
+@pytest.fixture
+def keys_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No block is looked through: a listing finds its paper by its key or not at all."""
+    monkeypatch.setattr(matching, "BLOCK_LIMIT", 0)
+
+
+@pytest.mark.usefixtures("keys_only")
+def test_keys_move_in_bulk_and_are_found_in_either_place(
+        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(matching, "KEY_LIMIT", 3)
+    store.ingest_dump("a" * 64, "one", "test", [Paper(t) for t in _GATED[:3]], NOW)
+    store.ingest_dump("b" * 64, "two", "test", [Paper(t) for t in _GATED[3:5]], NOW)
+    assert store.db.execute("SELECT COUNT(*) FROM paper_keys").fetchone()[0] == 3
+    assert _keys_are_filed_once(store)
+    # Listed again as they were: each is its paper by its exact key, in either place,
+    # which records no fuzzy merge.
+    counts = store.ingest_dump("c" * 64, "three", "test",
+                               [Paper(t) for t in _GATED], NOW)
+    assert (counts.papers, counts.new) == (6, 1)
+    assert store.merges() == []
+    assert _keys_are_filed_once(store)
+
+
+@pytest.mark.usefixtures("keys_only")
+def test_a_big_dump_moves_its_keys_as_it_goes(
+        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(matching, "KEY_LIMIT", 3)
+    papers = [Paper(t) for t in _GATED] + [Paper(t.upper()) for t in _GATED]
+    counts = store.ingest_dump("a" * 64, "one", "test", papers, NOW, batch_size=2)
+    assert (counts.papers, counts.new) == (12, 6)
+    assert store.merges() == []
+    # Moved after the second batch of two; the third's two are held.
+    assert store.db.execute("SELECT COUNT(*) FROM paper_keys").fetchone()[0] == 4
+    assert _keys_are_filed_once(store)
+
+
+@pytest.mark.usefixtures("keys_only")
+def test_recent_keys_held_by_one_process_are_read_again_after_another_files_some(
+        tmp_path: Path) -> None:
+    one, other = Store(tmp_path / "digest.db"), Store(tmp_path / "digest.db")
+    one.ingest_dump("a" * 64, "one", "test", [Paper(_GATED[0])], NOW)  # `one` holds its key
+    other.ingest_dump("b" * 64, "two", "test", [Paper(_GATED[1])], NOW)
+    counts = one.ingest_dump("c" * 64, "three", "test", [Paper(_GATED[1])], NOW)
+    assert (counts.papers, counts.new) == (1, 0)
+    assert one.merges() == []
+    one.close()
+    other.close()
+
+
+@pytest.mark.usefixtures("keys_only")
+def test_recent_keys_of_a_dump_rolled_back_are_not_held(store: Store) -> None:
+    store.ingest_dump("c" * 64, "first.txt", "test", [Paper("Graph Kernels Revisited")], NOW)
+
+    def batches() -> Iterator[list[Listing]]:
+        yield [Listing.of(Paper(_GATED[0]))]
+        raise DumpError("bad.txt", "broken record", line=9)
+
+    with pytest.raises(DumpError):
+        store.ingest_listings("a" * 64, "bad.txt", "test", batches(), NOW)
+    counts = store.ingest_dump("b" * 64, "good.txt", "test", [Paper(_GATED[0])], NOW)
+    assert (counts.papers, counts.new) == (1, 1)
+    assert store.status().papers == 2
+
+
+@pytest.mark.usefixtures("keys_only")
+def test_recent_keys_are_read_from_the_store_by_a_new_process(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(matching, "KEY_LIMIT", 2)
+    with open_store(tmp_path / "digest.db") as store:
+        store.ingest_dump("a" * 64, "one", "test", [Paper(t) for t in _GATED[:2]], NOW)
+        store.ingest_dump("b" * 64, "two", "test", [Paper(_GATED[2])], NOW)
+    with open_store(tmp_path / "digest.db") as store:
+        for title in _GATED[:3]:  # two moved, one recent
+            match = store.explain(title.lower())
+            assert match.paper is not None and match.verdict is not None
+            assert (match.paper.title, match.verdict.kind) == (title, "exact")
+
+
+def test_a_title_with_another_arxiv_id_is_another_paper_after_its_key_moved(
+        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(matching, "KEY_LIMIT", 1)
+    title = "Orca 2: Teaching Small Language Models How to Reason"
+    for n, arxiv_id in enumerate(("2311.11045", "2311.99999", "2311.99999")):
+        store.ingest_dump(str(n) * 64, f"dump-{n}", "test",
+                          [Paper(title, "", arxiv_id=arxiv_id)], NOW)
+    assert store.status().papers == 2
+    assert _keys_are_filed_once(store)
+    # A listing without an id is the first paper, the one its key names.
+    match = store.explain(title)
+    assert match.paper is not None and match.paper.arxiv_id == "2311.11045"
+
+
 def test_a_version_4_store_loses_the_rows_of_its_crowded_blocks(tmp_path: Path) -> None:
     path = tmp_path / "digest.db"
     store = Store(path)
@@ -317,10 +430,13 @@ def test_a_version_4_store_loses_the_rows_of_its_crowded_blocks(tmp_path: Path) 
                             SELECT block FROM paper_blocks GROUP BY block HAVING COUNT(*) > 1)""")
     assert store.db.execute("SELECT MAX(n) FROM (SELECT COUNT(*) AS n FROM paper_blocks "
                             "GROUP BY block)").fetchone()[0] == 200
-    for table in ("recent_papers", "recent_state", "block_filter"):
-        store.db.execute(f"DROP TABLE {table}")
-    store.db.execute("PRAGMA user_version = 4")
     store.close()
+    as_version_8(path)
+    with sqlite3.connect(path) as conn:
+        for table in ("recent_papers", "recent_state", "block_filter"):
+            conn.execute(f"DROP TABLE {table}")
+        conn.execute("PRAGMA user_version = 4")
+    conn.close()
 
     store = Store(path)
     rows = dict(store.db.execute("SELECT block, COUNT(*) FROM paper_blocks GROUP BY block"))
@@ -355,6 +471,7 @@ def test_a_version_5_store_files_its_titles_under_their_new_blocks(tmp_path: Pat
         *(Paper(f"Large Language Models as {''.join(rng.choices(string.ascii_lowercase, k=9))}",
                 "") for _ in range(100)), Paper(title, "")], NOW)
     store.close()
+    as_version_8(path)
     with sqlite3.connect(path) as conn:  # as version 5 filed it: its word combinations only
         conn.execute(_MIGRATIONS[4][0])  # CREATE TABLE recent_blocks
         conn.execute(f"INSERT INTO recent_blocks SELECT * FROM {_RECENT} WHERE paper_id < 101")

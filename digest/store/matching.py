@@ -22,7 +22,7 @@ from digest.identity import (
 )
 from digest.model import Paper
 from digest.store.blockfilter import BlockFilter
-from digest.store.recent import RecentBlocks
+from digest.store.recent import RecentPapers
 
 _ARXIV = Verdict(True, 100.0, "arXiv id", "arxiv")
 _EXACT = Verdict(True, 100.0, "exact key", "exact")
@@ -41,6 +41,10 @@ BLOCK_LIMIT = 64
 # page is written once per move. Held in memory, 250,000 blocks take about 19 MB, and a
 # big dump moves them as it goes: memory does not grow with it.
 RECENT_LIMIT = 250_000
+# New papers' keys likewise, held in memory (about 19 MB for 100,000) and in papers, then
+# moved into paper_keys. At a million stored, the move writes most of paper_keys, about
+# as many pages as one 10,000-paper dump wrote into a unique index of papers' keys.
+KEY_LIMIT = 100_000
 _CANDIDATE_COLUMNS = "p.id, p.title, p.abstract, p.arxiv_id"
 
 
@@ -60,7 +64,7 @@ class _StoredIndex:
 
     @classmethod
     def fetch(cls, conn: sqlite3.Connection, listings: list[tuple[Spelling, str | None]],
-              recent: RecentBlocks, known: BlockFilter | None = None) -> _StoredIndex:
+              recent: RecentPapers, known: BlockFilter | None = None) -> _StoredIndex:
         """Fetch what the store knows of these listings: blocks are looked up in `recent`,
         and in paper_blocks, there only those `known` may hold, if given."""
         index = cls()
@@ -69,11 +73,18 @@ class _StoredIndex:
                                 "CROSS JOIN papers p ON p.arxiv_id = v.value", arxiv_ids):
             index.by_arxiv[row[3]] = row[0]
             index.candidates[row[0]] = Candidate(*row)
-        keys = list({s.key for s, a in listings if not (a and a in index.by_arxiv)})
-        for row in _select_each(conn, f"SELECT {_CANDIDATE_COLUMNS}, p.key FROM json_each(?) v "
-                                "CROSS JOIN papers p ON p.key = v.value", keys):
+        # Keys: the recent ones held in memory, the rest in paper_keys.
+        keys = {s.key for s, a in listings if not (a and a in index.by_arxiv)}
+        recent_keys = recent.by_key
+        for key in keys & recent_keys.keys():
+            index.by_key[key] = recent_keys[key]
+        for row in _select_each(conn, f"SELECT {_CANDIDATE_COLUMNS}, k.key FROM json_each(?) v "
+                                "CROSS JOIN paper_keys k ON k.key = v.value "
+                                "JOIN papers p ON p.id = k.paper_id",
+                                list(keys - index.by_key.keys())):
             index.by_key[row[4]] = row[0]
             index.candidates[row[0]] = Candidate(*row[:4])
+        index._read_candidates(conn, list(index.by_key.values()))
         # The blocks of the listings that may be papers the store lacks, by the lengths
         # of their keys: not a paper by its arXiv id, nor by its exact key unless that
         # paper has another arXiv id. (One loop of locals: it runs for every listing.)
@@ -107,10 +118,7 @@ class _StoredIndex:
             if any(could_score(length, n) for n in lengths[block]):
                 index.by_block.setdefault(block, []).append(paper_id)
                 wanted.add(paper_id)
-        for row in _select_each(conn, f"SELECT {_CANDIDATE_COLUMNS} FROM json_each(?) v "
-                                "CROSS JOIN papers p ON p.id = v.value",
-                                sorted(wanted - index.candidates.keys())):
-            index.candidates[row[0]] = Candidate(*row)
+        index._read_candidates(conn, wanted)
         return index
 
     def match(self, spelling: Spelling, abstract: str, arxiv_id: str | None, *,
@@ -137,7 +145,7 @@ class _StoredIndex:
         return best_match(spelling, abstract, arxiv_id, candidates)
 
     def add(self, paper_id: int, spelling: Spelling, key: str, paper: Paper,
-            recent: RecentBlocks, rows: list[tuple[int, int, str]]) -> None:
+            recent: RecentPapers, rows: list[tuple[int, int, str]]) -> None:
         """File a paper this batch creates, so that a later listing of it finds it, under
         the blocks not crowded: in `recent`, and its row for recent_papers in `rows`."""
         self.added[paper_id] = paper
@@ -156,13 +164,19 @@ class _StoredIndex:
                 by_block[block].append(paper_id)
             else:
                 by_block[block] = [paper_id]
-        recent.file(paper_id, len(key), blocks, rows)
+        recent.file(paper_id, key, len(spelling.key), blocks, rows)
 
     def fill_arxiv_id(self, paper_id: int, arxiv_id: str) -> None:
         """Give a paper the arXiv id a listing merged into it brought, so that a later
         listing of that id is this paper, and one of another id is not."""
         self.by_arxiv[arxiv_id] = paper_id
         self.candidates[paper_id] = replace(self._candidate(paper_id), arxiv_id=arxiv_id)
+
+    def _read_candidates(self, conn: sqlite3.Connection, paper_ids: Iterable[int]) -> None:
+        for row in _select_each(conn, f"SELECT {_CANDIDATE_COLUMNS} FROM json_each(?) v "
+                                "CROSS JOIN papers p ON p.id = v.value",
+                                sorted(set(paper_ids) - self.candidates.keys())):
+            self.candidates[row[0]] = Candidate(*row)
 
     def _candidate(self, paper_id: int) -> Candidate:
         if paper_id not in self.candidates:
@@ -176,7 +190,7 @@ class _Batch:
     """Match and write the papers of one dump a batch at a time, inside its transaction."""
 
     def __init__(self, conn: sqlite3.Connection, dump_id: int, now: datetime,
-                 next_id: int, known: BlockFilter | None, recent: RecentBlocks | None) -> None:
+                 next_id: int, known: BlockFilter | None, recent: RecentPapers | None) -> None:
         """`known` and `recent` are what an earlier dump of this store left, if any."""
         self.conn = conn
         self.dump_id = dump_id
@@ -186,7 +200,7 @@ class _Batch:
         # (store/blockfilter.py); new blocks are held in memory until they move
         # (store/recent.py).
         self.known = BlockFilter.current(conn, known)
-        self.recent = RecentBlocks.current(conn, recent)
+        self.recent = RecentPapers.current(conn, recent)
         self.recent.begin(conn)
 
     def ingest(self, listings: list[Listing], first_rank: int) -> int:
@@ -231,16 +245,24 @@ class _Batch:
         return len(inserts)
 
     def settle(self) -> None:
-        """Move the recent blocks into paper_blocks once there are RECENT_LIMIT of them: in
-        index order, so each page of paper_blocks is written once for all of them, and in
-        the dump's transaction, which sets their bits in the filter too."""
-        if self.recent.filed < RECENT_LIMIT:
-            return
-        self.conn.execute("INSERT OR IGNORE INTO paper_blocks (block, paper_id, length) "
-                          "SELECT b.value, r.paper_id, r.length "
-                          "FROM recent_papers r, json_each(r.blocks) b ORDER BY 1, 2")
-        self.known = self.known.moved(self.conn, self.recent.moved())
-        self.conn.execute("DELETE FROM recent_papers")
+        """Move the recent blocks into paper_blocks once there are RECENT_LIMIT of them,
+        and the recent keys into paper_keys once there are KEY_LIMIT: in index order, so
+        each page is written once for all of them, and in the dump's transaction, which
+        sets the blocks' bits in the filter too."""
+        recent = self.recent
+        if recent.filed >= RECENT_LIMIT:
+            self.conn.execute("INSERT OR IGNORE INTO paper_blocks (block, paper_id, length) "
+                              "SELECT b.value, r.paper_id, r.length "
+                              "FROM recent_papers r, json_each(r.blocks) b ORDER BY 1, 2")
+            self.known = self.known.moved(self.conn, recent.blocks_moved())
+            self.conn.execute("DELETE FROM recent_papers")
+        if len(recent.by_key) >= KEY_LIMIT:
+            # OR IGNORE: a key the store already held would be a paper sent twice, but
+            # failing every dump from then on would be worse.
+            self.conn.execute("INSERT OR IGNORE INTO paper_keys (key, paper_id) "
+                              "SELECT key, id FROM papers WHERE id >= ? ORDER BY key",
+                              [recent.keys_from])
+            recent.keys_moved(self.conn, self.next_id)
 
 
 _INSERT_PAPER = """INSERT INTO papers (id, key, title, abstract, authors, authors_count,

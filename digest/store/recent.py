@@ -1,16 +1,19 @@
-"""The blocks of the papers filed since the last move into paper_blocks, held in memory.
+"""The papers filed since their last moves, held in memory: by block, those whose blocks
+have not moved into paper_blocks yet; by key, those whose keys have not moved into
+paper_keys.
 
-A new paper's blocks fall on random pages of an index keyed by block, so writing them
-into one costs SQLite a B-tree insert each, and looking a block up costs a descent: at
-100k stored, 4.8 us a listing when they went to a small table of their own. Held here,
-a lookup is a dict probe, and the store keeps them as one row a paper in
-`recent_papers`, appended in the order papers are numbered. When there are RECENT_LIMIT
-block rows, store/matching.py moves them into paper_blocks in one sorted pass.
+A new paper's blocks and key fall on random pages of indexes keyed by them, so writing
+them there one at a time costs SQLite a B-tree insert each, and a transaction writes
+every page it touched: at a million stored, most of the key index for a dump of 10,000
+papers. Held here, a lookup is a dict probe. The store keeps the blocks as one row a
+paper in `recent_papers`, and the keys in papers, from `keys_from` on; both move in one
+sorted pass each, the blocks at RECENT_LIMIT block rows and the keys at KEY_LIMIT papers
+(store/matching.py).
 
-Every dump gives the store a new stamp before it files anything, and the blocks held
-here carry the stamp they were read or filed under: blocks held from an earlier dump
-are used again only if no other process, and no rolled-back dump, has changed the
-store since. Otherwise they are read again: 0.13 s for RECENT_LIMIT of them.
+Every dump gives the store a new stamp before it files anything, and what is held here
+carries the stamp it was read or filed under: it is used again only if no other process,
+and no rolled-back dump, has changed the store since. Otherwise it is read again: 0.13 s
+for RECENT_LIMIT blocks, and about as long for KEY_LIMIT keys.
 """
 
 from __future__ import annotations
@@ -27,26 +30,32 @@ _LENGTH_BITS = 20
 _LENGTH_MASK = (1 << _LENGTH_BITS) - 1
 
 
-class RecentBlocks:
-    """The recent papers of one store, by block: the paper, or the papers, filed under it."""
+class RecentPapers:
+    """The recent papers of one store: by block, the paper or papers filed under it; by
+    key, the paper."""
 
-    def __init__(self, stamp: int) -> None:
+    def __init__(self, stamp: int, keys_from: int) -> None:
         self.stamp = stamp
         self._by_block: dict[int, int | tuple[int, ...]] = {}
         # Block rows held: the move is due at RECENT_LIMIT.
         self.filed = 0
+        self.by_key: dict[str, int] = {}
+        # The first paper whose key is held here rather than in paper_keys.
+        self.keys_from = keys_from
 
     @classmethod
-    def current(cls, conn: sqlite3.Connection, held: RecentBlocks | None) -> RecentBlocks:
-        """The store's recent blocks: `held` if the store has not changed since it was
+    def current(cls, conn: sqlite3.Connection, held: RecentPapers | None) -> RecentPapers:
+        """The store's recent papers: `held` if the store has not changed since they were
         filed or read, else read again."""
-        (stamp,) = conn.execute("SELECT stamp FROM recent_state").fetchone()
+        stamp, keys_from = conn.execute("SELECT stamp, keys_from FROM recent_state").fetchone()
         if held is not None and held.stamp == stamp:
             return held
-        made = cls(stamp)
+        made = cls(stamp, keys_from)
         for paper_id, length, blocks in conn.execute(
                 "SELECT paper_id, length, blocks FROM recent_papers"):
             made._file(paper_id, length, json.loads(blocks))
+        made.by_key = {key: paper_id for key, paper_id in conn.execute(
+            "SELECT key, id FROM papers WHERE id >= ?", [keys_from])}
         return made
 
     def begin(self, conn: sqlite3.Connection) -> None:
@@ -73,21 +82,30 @@ class RecentBlocks:
                     found.append((block, packed >> _LENGTH_BITS, packed & _LENGTH_MASK))
         return found
 
-    def file(self, paper_id: int, length: int, blocks: list[int],
+    def file(self, paper_id: int, key: str, length: int, blocks: list[int],
              rows: list[tuple[int, int, str]]) -> None:
-        """File a new paper under these blocks, and add its row for recent_papers."""
+        """File a new paper under its key and these blocks, with the length of its
+        title's key, and add its row for recent_papers if it has blocks."""
+        self.by_key[key] = paper_id
         if not blocks:
             return
         self._file(paper_id, length, blocks)
         # A list of ints prints as its JSON array, four times as fast as json.dumps.
         rows.append((paper_id, length, str(blocks)))
 
-    def moved(self) -> list[int]:
-        """Empty this once its papers have moved into paper_blocks: the blocks they held."""
+    def blocks_moved(self) -> list[int]:
+        """Empty the blocks once they have moved into paper_blocks: the blocks they were."""
         blocks = list(self._by_block)
         self._by_block.clear()
         self.filed = 0
         return blocks
+
+    def keys_moved(self, conn: sqlite3.Connection, keys_from: int) -> None:
+        """Empty the keys once those of the papers before `keys_from` have moved into
+        paper_keys, and say so in the store, in the same transaction."""
+        self.by_key.clear()
+        self.keys_from = keys_from
+        conn.execute("UPDATE recent_state SET keys_from = ?", [keys_from])
 
     def _file(self, paper_id: int, length: int, blocks: list[int]) -> None:
         packed = paper_id << _LENGTH_BITS | min(length, _LENGTH_MASK)

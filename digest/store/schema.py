@@ -11,7 +11,7 @@ import sqlite_utils
 from digest.errors import DigestError
 from digest.identity import normalise, title_blocks, title_key
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 # A crowded block keeps only the rows that mark it crowded (BLOCK_LIMIT + 1 of
 # store/matching.py): no lookup reads the others. Also run by bench/ingest.py on the
 # stores it builds in bulk.
@@ -174,6 +174,36 @@ _MIGRATIONS: list[list[str]] = [
         # to take it again, which now scans the sightings (0.13 s at 6M).
         "DROP INDEX IF EXISTS sightings_dump",
     ],
+    # 9: a paper's key is no longer a unique index of papers, on which every new paper
+    # wrote a random page (8,000 of the 9,700 pages a 10,000-paper dump wrote at 1M
+    # stored). Keys go to paper_keys a hundred thousand at a time, in key order, and the
+    # newer ones are held in memory (store/recent.py). SQLite cannot drop a constraint:
+    # the table is built again, with the foreign keys that name it off (migrate).
+    [
+        """CREATE TABLE papers_v9 (
+            id INTEGER PRIMARY KEY,
+            key TEXT NOT NULL,
+            title TEXT NOT NULL,
+            abstract TEXT NOT NULL DEFAULT '',
+            authors TEXT NOT NULL DEFAULT '[]',
+            authors_count INTEGER,
+            published TEXT,
+            upvotes INTEGER,
+            arxiv_id TEXT UNIQUE,
+            url TEXT,
+            categories TEXT NOT NULL DEFAULT '[]',
+            first_seen TEXT NOT NULL)""",
+        """INSERT INTO papers_v9 SELECT id, key, title, abstract, authors, authors_count,
+            published, upvotes, arxiv_id, url, categories, first_seen FROM papers""",
+        "DROP TABLE papers",
+        "ALTER TABLE papers_v9 RENAME TO papers",
+        "CREATE TABLE paper_keys (key TEXT PRIMARY KEY, paper_id INTEGER NOT NULL) WITHOUT ROWID",
+        "INSERT INTO paper_keys SELECT key, id FROM papers ORDER BY key",
+        # The first paper whose key is not in paper_keys yet.
+        "ALTER TABLE recent_state ADD COLUMN keys_from INTEGER NOT NULL DEFAULT 1",
+        "UPDATE recent_state SET keys_from = (SELECT COALESCE(MAX(id), 0) + 1 FROM papers), "
+        "stamp = random()",
+    ],
 ]
 
 
@@ -182,15 +212,38 @@ def migrate(db: sqlite_utils.Database, path: Path) -> None:
     # Migrations re-key stored titles with the same fold new titles get.
     db.conn.create_function("title_key", 1, title_key, deterministic=True)
     db.conn.create_function("title_blocks", 1, _blocks_json, deterministic=True)
-    with db.atomic():
-        version = schema_version(db)
-        if version > SCHEMA_VERSION:
-            raise DigestError(f"{path}: store schema {version} is newer than this "
-                              f"digest ({SCHEMA_VERSION}); upgrade paper-digest")
-        for statements in _MIGRATIONS[version:]:
-            for sql in statements:
-                db.execute(sql)
-        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+    if _check(db, path) == SCHEMA_VERSION:
+        return
+    # A table built again is dropped with rows still naming it: foreign keys are off
+    # (which only works outside a transaction) and checked before the commit instead.
+    db.execute("PRAGMA foreign_keys=OFF")
+    try:
+        # The write lock first: another process may have migrated since the check.
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            for statements in _MIGRATIONS[_check(db, path):]:
+                for sql in statements:
+                    db.execute(sql)
+            broken = db.execute("PRAGMA foreign_key_check").fetchone()
+            if broken is not None:
+                raise DigestError(f"{path}: a row of {broken[0]} names a missing "
+                                  f"{broken[2]} row; the store was not migrated")
+            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            db.execute("COMMIT")
+        except BaseException:
+            db.conn.rollback()
+            raise
+    finally:
+        db.execute("PRAGMA foreign_keys=ON")
+
+
+def _check(db: sqlite_utils.Database, path: Path) -> int:
+    """The store's schema version, which this digest must know."""
+    version = schema_version(db)
+    if version > SCHEMA_VERSION:
+        raise DigestError(f"{path}: store schema {version} is newer than this "
+                          f"digest ({SCHEMA_VERSION}); upgrade paper-digest")
+    return version
 
 
 def schema_version(db: sqlite_utils.Database) -> int:
