@@ -52,7 +52,7 @@ from digest.config import Config  # noqa: E402
 from digest.dumps import Screen, parse_dump, parse_records, read_dump  # noqa: E402
 from digest.identity import Spelling  # noqa: E402
 from digest.store import Store  # noqa: E402
-from digest.store.blockfilter import BlockFilter  # noqa: E402
+from digest.store.filters import BlockFilter, KeyFilter  # noqa: E402
 from digest.store.matching import KEY_LIMIT  # noqa: E402
 from digest.store.schema import TRIM_CROWDED_BLOCKS  # noqa: E402
 
@@ -177,7 +177,7 @@ def build_stores(work: Path, size: int, vocab: Vocabulary) -> tuple[Path, Path]:
     # the keys it holds apart.
     fold = hashlib.sha256(b"".join((REPO / "digest" / name).read_bytes()
                                    for name in ("identity.py", "store/schema.py",
-                                                "store/blockfilter.py"))
+                                                "store/filters.py"))
                           + str(KEY_LIMIT).encode()).hexdigest()[:8]
     fuzzy, bare = work / f"store-{size}-{fold}.db", work / f"bare-{size}.db"
     if fuzzy.exists() and bare.exists():
@@ -215,6 +215,7 @@ def build_stores(work: Path, size: int, vocab: Vocabulary) -> tuple[Path, Path]:
     fconn.execute("INSERT INTO paper_keys SELECT key, id FROM papers WHERE id < ? ORDER BY key",
                   [keys_from])
     fconn.execute("UPDATE recent_state SET keys_from = ?", [keys_from])
+    KeyFilter.build(fconn)
     fconn.commit()
     for conn in (fconn, bconn):
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -488,7 +489,7 @@ def memory_table(args: argparse.Namespace, vocab: Vocabulary) -> None:
             print(f"  errors: {result['errors']}", file=sys.stderr)
 
 
-# Where a store files titles' blocks (store/recent.py, store/blockfilter.py).
+# Where a store files titles' blocks (store/recent.py, store/filters.py).
 _BLOCK_TABLES = ("paper_blocks", "recent_papers", "recent_state", "block_filter")
 
 

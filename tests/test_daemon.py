@@ -22,8 +22,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from helpers import write_toml
-from old_stores import as_version_8
 from smtp_servers import Recorder, SmtpServers
+from stores import as_version_8
 
 from digest.cli import main
 from digest.config import Config, config_from_dict

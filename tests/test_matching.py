@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from old_stores import as_version_8
+from stores import as_version_8, key_faults
 
 from digest.cli import main
 from digest.dumps import parse_dump, read_dump
@@ -311,16 +311,6 @@ def test_recent_blocks_are_read_from_the_store_by_a_new_process(tmp_path: Path) 
         assert match.paper is not None and match.paper.title == title
 
 
-def _keys_are_filed_once(store: Store) -> bool:
-    """Every paper's key is in paper_keys or held as recent, never both, never lost."""
-    (keys_from,) = store.db.execute("SELECT keys_from FROM recent_state").fetchone()
-    moved = dict(store.db.execute("SELECT key, paper_id FROM paper_keys"))
-    older = dict(store.db.execute("SELECT key, id FROM papers WHERE id < ?", [keys_from]))
-    newer = store.db.execute("SELECT COUNT(*) FROM papers WHERE id >= ?",
-                             [keys_from]).fetchone()[0]
-    return moved == older and len(older) + newer == store.status().papers
-
-
 _GATED = [f"Sparse Mixture of {w} Experts for Protein Folding"
           for w in ("Gated", "Routed", "Shared", "Pruned", "Tied", "Frozen")]
 
@@ -338,14 +328,14 @@ def test_keys_move_in_bulk_and_are_found_in_either_place(
     store.ingest_dump("a" * 64, "one", "test", [Paper(t) for t in _GATED[:3]], NOW)
     store.ingest_dump("b" * 64, "two", "test", [Paper(t) for t in _GATED[3:5]], NOW)
     assert store.db.execute("SELECT COUNT(*) FROM paper_keys").fetchone()[0] == 3
-    assert _keys_are_filed_once(store)
+    assert not key_faults(store.path)
     # Listed again as they were: each is its paper by its exact key, in either place,
     # which records no fuzzy merge.
     counts = store.ingest_dump("c" * 64, "three", "test",
                                [Paper(t) for t in _GATED], NOW)
     assert (counts.papers, counts.new) == (6, 1)
     assert store.merges() == []
-    assert _keys_are_filed_once(store)
+    assert not key_faults(store.path)
 
 
 @pytest.mark.usefixtures("keys_only")
@@ -358,7 +348,7 @@ def test_a_big_dump_moves_its_keys_as_it_goes(
     assert store.merges() == []
     # Moved after the second batch of two; the third's two are held.
     assert store.db.execute("SELECT COUNT(*) FROM paper_keys").fetchone()[0] == 4
-    assert _keys_are_filed_once(store)
+    assert not key_faults(store.path)
 
 
 @pytest.mark.usefixtures("keys_only")
@@ -411,10 +401,95 @@ def test_a_title_with_another_arxiv_id_is_another_paper_after_its_key_moved(
         store.ingest_dump(str(n) * 64, f"dump-{n}", "test",
                           [Paper(title, "", arxiv_id=arxiv_id)], NOW)
     assert store.status().papers == 2
-    assert _keys_are_filed_once(store)
+    assert not key_faults(store.path)
     # A listing without an id is the first paper, the one its key names.
     match = store.explain(title)
     assert match.paper is not None and match.paper.arxiv_id == "2311.11045"
+
+
+def _random_titles(n: int, seed: int) -> list[str]:
+    rng = random.Random(seed)
+    return [" ".join("".join(rng.choices(string.ascii_lowercase, k=rng.randint(5, 9)))
+                     for _ in range(6)).title() for _ in range(n)]
+
+
+@pytest.mark.parametrize(("recent_limit", "key_limit"), [(1, 1), (25, 4), (7, 3)])
+def test_blocks_and_keys_move_soundly_between_processes_and_failed_dumps(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, recent_limit: int,
+        key_limit: int) -> None:
+    """Two processes take turns, every fifth dump fails after two batches, and both moves
+    come at every batch or at odd times: no key is lost or doubled, every title is found
+    by its key, and nothing listed again is new."""
+    monkeypatch.setattr(matching, "RECENT_LIMIT", recent_limit)
+    monkeypatch.setattr(matching, "KEY_LIMIT", key_limit)
+    path = tmp_path / "digest.db"
+    titles = _random_titles(60, 2)
+    stores = [Store(path), Store(path)]
+    rng = random.Random(3)
+    filed: set[str] = set()
+    for n in range(24):
+        store = stores[rng.randrange(2)]
+        chunk = rng.sample(titles, 7)
+        if n % 5 == 4:
+            def batches(chunk: list[str] = chunk) -> Iterator[list[Listing]]:
+                yield [Listing.of(Paper(t)) for t in chunk[:3]]
+                yield [Listing.of(Paper(t)) for t in chunk[3:6]]
+                raise DumpError("bad.txt", "broken record", line=9)
+            with pytest.raises(DumpError):
+                store.ingest_listings(f"{n:064d}", "bad", "test", batches(), NOW)
+            continue
+        counts = store.ingest_dump(f"{n:064d}", f"d{n}", "test",
+                                   [Paper(t) for t in chunk], NOW, batch_size=3)
+        assert counts.new == len(set(chunk) - filed), n
+        filed |= set(chunk)
+        assert not key_faults(path), n
+    for store in stores:
+        for title in filed:
+            match = store.explain(title.lower())
+            assert match.verdict is not None and match.verdict.kind == "exact"
+    counts = stores[0].ingest_dump("f" * 64, "all", "test",
+                                   [Paper(t.upper()) for t in sorted(filed)], NOW, batch_size=4)
+    assert counts.new == 0 and stores[0].status().papers == len(filed)
+    for store in stores:
+        store.close()
+
+
+def test_a_dump_rolled_back_after_its_keys_moved_leaves_them_as_they_were(
+        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(matching, "KEY_LIMIT", 2)
+    titles = _random_titles(6, 4)
+    store.ingest_dump("a" * 64, "first", "test", [Paper(titles[0])], NOW)  # held
+
+    def batches() -> Iterator[list[Listing]]:
+        yield [Listing.of(Paper(t)) for t in titles[1:3]]  # three held: the keys move
+        yield [Listing.of(Paper(titles[3]))]
+        raise DumpError("bad.txt", "broken record", line=9)
+
+    with pytest.raises(DumpError):
+        store.ingest_listings("b" * 64, "bad", "test", batches(), NOW)
+    assert not key_faults(store.path)
+    assert store.explain(titles[1]).paper is None
+    counts = store.ingest_dump("c" * 64, "good", "test", [Paper(t) for t in titles], NOW)
+    assert (counts.papers, counts.new) == (6, 5)
+    assert not key_faults(store.path)
+
+
+def test_digest_why_finds_keys_another_process_moved_or_holds(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(matching, "KEY_LIMIT", 2)
+    titles = _random_titles(5, 5)
+    one, other = Store(tmp_path / "digest.db"), Store(tmp_path / "digest.db")
+    one.ingest_dump("a" * 64, "one", "test", [Paper(titles[0])], NOW)
+    assert one.explain(titles[0]).paper is not None  # `one` holds its key
+    other.ingest_dump("b" * 64, "two", "test", [Paper(t) for t in titles[1:3]], NOW)  # moved
+    other.ingest_dump("c" * 64, "three", "test", [Paper(titles[3])], NOW)  # held by `other`
+    for title in titles[:4]:
+        match = one.explain(title.upper())
+        assert match.paper is not None and match.paper.title == title
+    counts = one.ingest_dump("d" * 64, "four", "test", [Paper(t) for t in titles], NOW)
+    assert (counts.papers, counts.new) == (5, 1)
+    one.close()
+    other.close()
 
 
 def test_a_version_4_store_loses_the_rows_of_its_crowded_blocks(tmp_path: Path) -> None:

@@ -1,7 +1,7 @@
 """The SQLite store: the only package that speaks SQL. Its schema and migrations
 (`schema`), the matching of a dump's papers against it (`matching`) with the blocks and
 keys of the papers filed since their last moves (`recent`) and the filter of the blocks
-the main table holds (`blockfilter`), and every read and write of dumps and papers
+the main table holds and of the keys (`filters`), and every read and write of dumps and papers
 (`papers`), editions (`editions`) and the daemon's schedule (`schedule`)."""
 
 from __future__ import annotations
@@ -49,7 +49,11 @@ class Store(PaperTables, EditionTables, ScheduleTables):
         # Blocks and keys are looked up at random: a page cache of 64 MB keeps the hot
         # parts of their indexes of a million papers in memory (the default is 2 MB).
         self.db.execute("PRAGMA cache_size=-65536")
-        migrate(self.db, path)
+        try:
+            migrate(self.db, path)
+        except BaseException:
+            self.db.close()
+            raise
 
     def close(self) -> None:
         self.db.close()

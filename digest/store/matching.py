@@ -21,7 +21,7 @@ from digest.identity import (
     could_score,
 )
 from digest.model import Paper
-from digest.store.blockfilter import BlockFilter
+from digest.store.filters import BlockFilter, KeyFilter, key_value
 from digest.store.recent import RecentPapers
 
 _ARXIV = Verdict(True, 100.0, "arXiv id", "arxiv")
@@ -64,9 +64,11 @@ class _StoredIndex:
 
     @classmethod
     def fetch(cls, conn: sqlite3.Connection, listings: list[tuple[Spelling, str | None]],
-              recent: RecentPapers, known: BlockFilter | None = None) -> _StoredIndex:
-        """Fetch what the store knows of these listings: blocks are looked up in `recent`,
-        and in paper_blocks, there only those `known` may hold, if given."""
+              recent: RecentPapers, known: BlockFilter | None = None,
+              known_keys: KeyFilter | None = None) -> _StoredIndex:
+        """Fetch what the store knows of these listings: keys and blocks are looked up in
+        `recent`, and in paper_keys and paper_blocks, there only those `known_keys` and
+        `known` may hold, if given."""
         index = cls()
         arxiv_ids = list({a for _, a in listings if a})
         for row in _select_each(conn, f"SELECT {_CANDIDATE_COLUMNS} FROM json_each(?) v "
@@ -78,10 +80,12 @@ class _StoredIndex:
         recent_keys = recent.by_key
         for key in keys & recent_keys.keys():
             index.by_key[key] = recent_keys[key]
+        stored_keys = keys - index.by_key.keys()
         for row in _select_each(conn, f"SELECT {_CANDIDATE_COLUMNS}, k.key FROM json_each(?) v "
                                 "CROSS JOIN paper_keys k ON k.key = v.value "
                                 "JOIN papers p ON p.id = k.paper_id",
-                                list(keys - index.by_key.keys())):
+                                list(stored_keys) if known_keys is None
+                                else known_keys.keys_it_may_hold(stored_keys)):
             index.by_key[row[4]] = row[0]
             index.candidates[row[0]] = Candidate(*row[:4])
         index._read_candidates(conn, list(index.by_key.values()))
@@ -190,23 +194,26 @@ class _Batch:
     """Match and write the papers of one dump a batch at a time, inside its transaction."""
 
     def __init__(self, conn: sqlite3.Connection, dump_id: int, now: datetime,
-                 next_id: int, known: BlockFilter | None, recent: RecentPapers | None) -> None:
-        """`known` and `recent` are what an earlier dump of this store left, if any."""
+                 next_id: int, known: BlockFilter | None, known_keys: KeyFilter | None,
+                 recent: RecentPapers | None) -> None:
+        """`known`, `known_keys` and `recent` are what an earlier dump of this store left,
+        if any."""
         self.conn = conn
         self.dump_id = dump_id
         self.now = now.isoformat()
         self.next_id = next_id
-        # Lookups read paper_blocks only for the blocks its filter says it may hold
-        # (store/blockfilter.py); new blocks are held in memory until they move
-        # (store/recent.py).
+        # Lookups read paper_blocks and paper_keys only for what their filters say they
+        # may hold (store/filters.py); new blocks and keys are held in memory until they
+        # move (store/recent.py).
         self.known = BlockFilter.current(conn, known)
+        self.known_keys = KeyFilter.current(conn, known_keys)
         self.recent = RecentPapers.current(conn, recent)
         self.recent.begin(conn)
 
     def ingest(self, listings: list[Listing], first_rank: int) -> int:
         """Match, insert and merge one batch; returns how many papers were new."""
         index = _StoredIndex.fetch(self.conn, [(s, p.arxiv_id) for p, s in listings],
-                                   self.recent, self.known)
+                                   self.recent, self.known, self.known_keys)
         inserts: list[tuple[object, ...]] = []
         recent_rows: list[tuple[int, int, str]] = []
         updates: list[tuple[object, ...]] = []
@@ -262,7 +269,8 @@ class _Batch:
             self.conn.execute("INSERT OR IGNORE INTO paper_keys (key, paper_id) "
                               "SELECT key, id FROM papers WHERE id >= ? ORDER BY key",
                               [recent.keys_from])
-            recent.keys_moved(self.conn, self.next_id)
+            self.known_keys = self.known_keys.moved(
+                self.conn, map(key_value, recent.keys_moved(self.conn, self.next_id)))
 
 
 _INSERT_PAPER = """INSERT INTO papers (id, key, title, abstract, authors, authors_count,

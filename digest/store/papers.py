@@ -13,7 +13,7 @@ import sqlite_utils
 
 from digest.identity import Listing, Match, Spelling
 from digest.model import Paper, StoredPaper
-from digest.store.blockfilter import BlockFilter
+from digest.store.filters import BlockFilter, KeyFilter
 from digest.store.matching import _Batch, _chunks, _StoredIndex
 from digest.store.recent import RecentPapers
 
@@ -52,10 +52,11 @@ class PaperTables:
     """The store's dumps, papers, sightings and merges."""
 
     db: sqlite_utils.Database
-    # The block filter and the recent papers the last dump left (store/blockfilter.py,
+    # The filters and the recent papers the last dump left (store/filters.py,
     # store/recent.py): the next reuses them rather than read them again, unless the
     # store has changed since.
     _block_filter: BlockFilter | None = None
+    _key_filter: KeyFilter | None = None
     _recent_papers: RecentPapers | None = None
 
     # -- dumps ---------------------------------------------------------------------------
@@ -98,7 +99,7 @@ class PaperTables:
                 "INSERT INTO dumps (sha256, path, format, status, seen_at) "
                 "VALUES (?, ?, ?, 'ingested', ?)", [sha256, path, fmt, now.isoformat()]))
             batch = _Batch(self.db.conn, dump_id, now, self._next_paper_id(),
-                           self._block_filter, self._recent_papers)
+                           self._block_filter, self._key_filter, self._recent_papers)
             total = new = 0
             for listings in batches:
                 new += batch.ingest(listings, first_rank=total + 1)
@@ -106,7 +107,8 @@ class PaperTables:
                 batch.settle()
             self.db.execute("UPDATE dumps SET papers = ?, new = ? WHERE id = ?",
                             [total, new, dump_id])
-        self._block_filter, self._recent_papers = batch.known, batch.recent
+        self._block_filter, self._key_filter = batch.known, batch.known_keys
+        self._recent_papers = batch.recent
         return IngestCounts(total, new)
 
     def _next_paper_id(self) -> int:
@@ -115,8 +117,10 @@ class PaperTables:
     def explain(self, title: str, abstract: str = "", arxiv_id: str | None = None) -> Match:
         """Which stored paper a title would join, and why; what `digest why` prints."""
         spelling = Spelling.of(title)
-        self._recent_papers = RecentPapers.current(self.db.conn, self._recent_papers)
-        index = _StoredIndex.fetch(self.db.conn, [(spelling, arxiv_id)], self._recent_papers)
+        with self.db.atomic():  # one snapshot, whatever another process commits meanwhile
+            self._recent_papers = RecentPapers.current(self.db.conn, self._recent_papers)
+            index = _StoredIndex.fetch(self.db.conn, [(spelling, arxiv_id)],
+                                       self._recent_papers)
         return index.match(spelling, abstract, arxiv_id, explain=True)
 
     def merges(self, paper_id: int | None = None) -> list[MergeRecord]:

@@ -22,7 +22,7 @@ import json
 import sqlite3
 from collections.abc import Iterable
 
-from digest.store.blockfilter import new_stamp
+from digest.store.filters import new_stamp
 
 # A paper and the length of its key, in one int: a dict of ints is half the size of a
 # dict of tuples (18.5 MB for 250,000 blocks).
@@ -100,12 +100,14 @@ class RecentPapers:
         self.filed = 0
         return blocks
 
-    def keys_moved(self, conn: sqlite3.Connection, keys_from: int) -> None:
+    def keys_moved(self, conn: sqlite3.Connection, keys_from: int) -> list[str]:
         """Empty the keys once those of the papers before `keys_from` have moved into
-        paper_keys, and say so in the store, in the same transaction."""
+        paper_keys, and say so in the store, in the same transaction: the keys they were."""
+        keys = list(self.by_key)
         self.by_key.clear()
         self.keys_from = keys_from
         conn.execute("UPDATE recent_state SET keys_from = ?", [keys_from])
+        return keys
 
     def _file(self, paper_id: int, length: int, blocks: list[int]) -> None:
         packed = paper_id << _LENGTH_BITS | min(length, _LENGTH_MASK)

@@ -144,7 +144,7 @@ _MIGRATIONS: list[list[str]] = [
         _FILE_EVERY_TITLE,
         TRIM_CROWDED_BLOCKS,
     ],
-    # 7: the filter of the blocks paper_blocks holds (store/blockfilter.py), one row; the
+    # 7: the filter of the blocks paper_blocks holds (store/filters.py), one row; the
     # first dump into a big store builds it. A later migration that files titles again
     # must DELETE FROM block_filter.
     [
@@ -198,6 +198,11 @@ _MIGRATIONS: list[list[str]] = [
         "DROP TABLE papers",
         "ALTER TABLE papers_v9 RENAME TO papers",
         "CREATE TABLE paper_keys (key TEXT PRIMARY KEY, paper_id INTEGER NOT NULL) WITHOUT ROWID",
+        # The filter of the keys paper_keys holds (store/filters.py), built by the next dump.
+        """CREATE TABLE key_filter (
+            stamp INTEGER NOT NULL,
+            keys INTEGER NOT NULL,
+            bits BLOB NOT NULL)""",
         "INSERT INTO paper_keys SELECT key, id FROM papers ORDER BY key",
         # The first paper whose key is not in paper_keys yet.
         "ALTER TABLE recent_state ADD COLUMN keys_from INTEGER NOT NULL DEFAULT 1",
@@ -205,6 +210,10 @@ _MIGRATIONS: list[list[str]] = [
         "stamp = random()",
     ],
 ]
+
+
+# The tables whose rows name papers: checked after a migration, which may build papers again.
+_NAMING_PAPERS = ("sightings", "edition_papers", "merges")
 
 
 def migrate(db: sqlite_utils.Database, path: Path) -> None:
@@ -224,10 +233,11 @@ def migrate(db: sqlite_utils.Database, path: Path) -> None:
             for statements in _MIGRATIONS[_check(db, path):]:
                 for sql in statements:
                     db.execute(sql)
-            broken = db.execute("PRAGMA foreign_key_check").fetchone()
-            if broken is not None:
-                raise DigestError(f"{path}: a row of {broken[0]} names a missing "
-                                  f"{broken[2]} row; the store was not migrated")
+            for table in _NAMING_PAPERS:
+                broken = db.execute(f"PRAGMA foreign_key_check({table})").fetchone()
+                if broken is not None:
+                    raise DigestError(f"{path}: a row of {broken[0]} names a missing "
+                                      f"{broken[2]} row; the store was not migrated")
             db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             db.execute("COMMIT")
         except BaseException:

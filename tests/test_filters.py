@@ -1,6 +1,6 @@
-"""The block filter of a big store (store/blockfilter.py), on real SQLite files: it holds
-the bit of every block paper_blocks holds, whoever wrote it, so that a re-spelling is
-found whichever way its paper was filed."""
+"""The filters of a big store (store/filters.py), on real SQLite files: they hold the bit
+of every block paper_blocks holds and every key paper_keys holds, whoever wrote them, so
+that a re-spelling is found whichever way its paper was filed, and a repeat by its key."""
 
 from __future__ import annotations
 
@@ -14,11 +14,11 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from old_stores import as_version_8
+from stores import as_version_8
 
 from digest.model import Paper
-from digest.store import _MIGRATIONS, Store, blockfilter, matching
-from digest.store.blockfilter import BlockFilter
+from digest.store import _MIGRATIONS, Store, filters, matching
+from digest.store.filters import BlockFilter, KeyFilter, key_value
 
 NOW = datetime(2025, 3, 1, 8, 0)
 
@@ -28,6 +28,13 @@ def _saved_filter_holds_every_block(store: Store) -> bool:
     saved = BlockFilter(bytearray(bits), 0, 0)
     blocks = [b for (b,) in store.db.execute("SELECT block FROM paper_blocks")]
     return bool(blocks) and saved.which_may_hold(blocks) == blocks
+
+
+def _saved_key_filter_holds_every_key(store: Store) -> bool:
+    (bits,) = store.db.execute("SELECT bits FROM key_filter").fetchone()
+    saved = KeyFilter(bytearray(bits), 0, 0)
+    keys = [key_value(k) for (k,) in store.db.execute("SELECT key FROM paper_keys")]
+    return bool(keys) and saved.which_may_hold(keys) == keys
 
 
 def _words(rng: random.Random) -> str:
@@ -106,7 +113,7 @@ def test_a_filter_saved_by_another_process_is_read_again(tmp_path: Path) -> None
 @pytest.mark.usefixtures("big")
 def test_a_filter_too_full_is_built_again_bigger(tmp_path: Path,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(blockfilter, "_MIN_BITS", 64)
+    monkeypatch.setattr(filters, "_MIN_BITS", 64)
     store = Store(tmp_path / "digest.db")
     rng = random.Random(3)
     titles = [_words(rng) for _ in range(40)]
@@ -115,7 +122,7 @@ def test_a_filter_too_full_is_built_again_bigger(tmp_path: Path,
     for n, title in enumerate(titles[1:]):
         _ingest(store, f"b{n}", [Paper(title)])
     (size, blocks) = store.db.execute("SELECT length(bits), blocks FROM block_filter").fetchone()
-    assert size > small and size * 8 >= blocks * blockfilter._BITS_PER_BLOCK
+    assert size > small and size * 8 >= blocks * filters._BITS_PER_VALUE
     assert _saved_filter_holds_every_block(store)
     assert _ingest(store, "c", [Paper(t[:5] + t[6:]) for t in titles]) == 0
     store.close()
@@ -166,3 +173,73 @@ def test_a_dump_rolled_back_after_its_move_leaves_no_filter_that_passes_for_save
     assert _ingest(one, "d", [Paper(t[:5] + t[6:]) for t in theirs]) == 0
     one.close()
     other.close()
+
+
+@pytest.fixture
+def keys_move(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keys move into paper_keys at the end of every dump, and no block is looked
+    through: a listing finds its paper by its key or not at all."""
+    monkeypatch.setattr(matching, "KEY_LIMIT", 1)
+    monkeypatch.setattr(matching, "BLOCK_LIMIT", 0)
+
+
+@pytest.mark.usefixtures("keys_move")
+def test_keys_moved_in_are_set_and_found(tmp_path: Path) -> None:
+    store = Store(tmp_path / "digest.db")
+    rng = random.Random(6)
+    titles = [_words(rng) for _ in range(50)]
+    assert _ingest(store, "a", [Paper(t) for t in titles[:25]]) == 25
+    assert _ingest(store, "b", [Paper(t) for t in titles[25:]]) == 25
+    assert _saved_key_filter_holds_every_key(store)
+    assert _ingest(store, "c", [Paper(t.upper()) for t in titles]) == 0
+    store.close()
+
+
+@pytest.mark.usefixtures("keys_move")
+def test_the_key_filter_skips_lookups_of_keys_no_paper_has(tmp_path: Path) -> None:
+    store = Store(tmp_path / "digest.db")
+    rng = random.Random(7)
+    titles = [_words(rng) for _ in range(500)]
+    _ingest(store, "a", [Paper(t) for t in titles])
+    looked: list[str] = []
+
+    def count_looked_up(sql: str) -> None:  # the keys of json_each('[...]'), bound
+        if "JOIN paper_keys" in sql:
+            looked.extend(json.loads(re.search(r"json_each\('(\[.*?\])'\)", sql)[1]))
+
+    store.db.conn.set_trace_callback(count_looked_up)
+    _ingest(store, "b", [Paper(_words(rng)) for _ in range(480)] +
+            [Paper(t.upper()) for t in titles[:20]])
+    store.db.conn.set_trace_callback(None)
+    # The 20 keys paper_keys holds, and of the 480 it does not, the few whose bit
+    # another key set (16 to 32 bits a key: one in 16 at most).
+    assert 20 <= len(looked) <= 20 + 480 // 16
+    store.close()
+
+
+@pytest.mark.usefixtures("keys_move")
+def test_a_key_filter_saved_by_another_process_is_read_again(tmp_path: Path) -> None:
+    one, other = Store(tmp_path / "digest.db"), Store(tmp_path / "digest.db")
+    rng = random.Random(8)
+    mine, theirs = _words(rng), _words(rng)
+    _ingest(one, "a", [Paper(mine)])  # `one` now holds a key filter
+    _ingest(other, "b", [Paper(theirs)])  # and `other` saves another
+    assert _ingest(one, "c", [Paper(theirs.upper())]) == 0
+    one.close()
+    other.close()
+
+
+def test_a_version_8_store_builds_its_key_filter_with_the_next_dump(tmp_path: Path) -> None:
+    path = tmp_path / "digest.db"
+    store = Store(path)
+    rng = random.Random(9)
+    titles = [_words(rng) for _ in range(30)]
+    _ingest(store, "a", [Paper(t) for t in titles])
+    store.close()
+    as_version_8(path)
+    store = Store(path)
+    assert store.db.execute("SELECT COUNT(*) FROM key_filter").fetchone()[0] == 0
+    assert _ingest(store, "b", [Paper(t.upper()) for t in titles]) == 0
+    assert _saved_key_filter_holds_every_key(store)
+    assert store.merges() == []  # each by its key
+    store.close()

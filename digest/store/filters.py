@@ -1,0 +1,145 @@
+"""Which blocks paper_blocks may hold, and which keys paper_keys may hold: a bitmap of each
+kept in the store beside its table, so that lookups skip the blocks no paper is filed
+under and the keys no paper has, most of those a dump brings.
+
+A value's bit is its low bits (a key's value is its CRC-32). Every value the table holds
+has its bit set; a set bit may also belong to a value it does not hold (one in 32 to 8,
+by how full the filter is), which costs only the lookup the filter exists to save. A
+cleared bit is never wrong: that would miss a paper and send it again. So whatever
+writes the table either sets the bits of what it writes, in the same transaction (the
+moves of the recent blocks and keys, store/matching.py), or drops the filter (a
+migration that files titles again), and the next dump builds it again from the table.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import zlib
+from collections.abc import Iterable, Iterator
+from typing import ClassVar, Self
+
+# Bits per value held, at the least: a filter that falls below is built again, with 16
+# to 32 (at 8, one value in 8 not held finds its bit set; at 32, one in 32).
+_BITS_PER_VALUE = 8
+_MIN_BITS = 1 << 16
+
+
+class _Filter:
+    """The bitmap of one table, with the stamp it was saved under: a new one at each save,
+    so that a filter held from an earlier dump is known to be the saved one."""
+
+    # The table it is saved in, and the column there that counts what it holds.
+    _TABLE: ClassVar[str]
+    _COUNTED: ClassVar[str]
+
+    def __init__(self, bits: bytearray, filed: int, stamp: int) -> None:
+        self.bits = bits
+        self.mask = len(bits) * 8 - 1
+        # Values filed since it was built: a bound on the values it holds (one filed
+        # twice, or already there, counts again).
+        self.filed = filed
+        self.stamp = stamp
+
+    @classmethod
+    def current(cls, conn: sqlite3.Connection, held: Self | None) -> Self:
+        """The store's filter: `held` if it is the one saved, else the saved one, else (none
+        saved) one built from its table and saved."""
+        row = conn.execute(f"SELECT stamp, {cls._COUNTED} FROM {cls._TABLE}").fetchone()
+        if row is None:
+            return cls.build(conn)
+        if held is not None and held.stamp == row[0]:
+            return held
+        (bits,) = conn.execute(f"SELECT bits FROM {cls._TABLE}").fetchone()
+        return cls(bytearray(bits), row[1], row[0])
+
+    @classmethod
+    def build(cls, conn: sqlite3.Connection) -> Self:
+        """A filter of every value its table holds, with room for as many again, saved."""
+        values = list(cls._held(conn))
+        size = _MIN_BITS
+        while size < len(values) * _BITS_PER_VALUE * 2:
+            size *= 2
+        made = cls(bytearray(size // 8), 0, new_stamp())
+        made._set(values)
+        made._save(conn)
+        return made
+
+    def which_may_hold(self, values: Iterable[int]) -> list[int]:
+        """The values of these that the table may hold. (One loop of locals: it runs for
+        every block of every listing.)"""
+        bits, mask = self.bits, self.mask
+        return [v for v in values if bits[(v & mask) >> 3] >> (v & 7) & 1]
+
+    def moved(self, conn: sqlite3.Connection, values: Iterable[int]) -> Self:
+        """The filter once these values have gone into its table, saved under a new stamp:
+        this one with their bits set, or, grown too full, one built again."""
+        self._set(values)
+        if len(self.bits) * 8 < self.filed * _BITS_PER_VALUE:
+            return self.build(conn)
+        self.stamp = new_stamp()
+        self._save(conn)
+        return self
+
+    @staticmethod
+    def _held(conn: sqlite3.Connection) -> Iterator[int]:
+        """The values its table holds."""
+        raise NotImplementedError
+
+    def _set(self, values: Iterable[int]) -> None:
+        bits, mask = self.bits, self.mask
+        count = 0
+        for value in values:
+            at = value & mask
+            bits[at >> 3] |= 1 << (at & 7)
+            count += 1
+        self.filed += count
+
+    def _save(self, conn: sqlite3.Connection) -> None:
+        conn.execute(f"DELETE FROM {self._TABLE}")
+        conn.execute(f"INSERT INTO {self._TABLE} (stamp, {self._COUNTED}, bits) "
+                     "VALUES (?, ?, ?)", [self.stamp, self.filed, self.bits])
+
+
+class BlockFilter(_Filter):
+    """The blocks paper_blocks may hold."""
+
+    _TABLE = "block_filter"
+    _COUNTED = "blocks"
+
+    @staticmethod
+    def _held(conn: sqlite3.Connection) -> Iterator[int]:
+        return (block for (block,) in conn.execute("SELECT block FROM paper_blocks"))
+
+
+class KeyFilter(_Filter):
+    """The keys paper_keys may hold, by their CRC-32s."""
+
+    _TABLE = "key_filter"
+    _COUNTED = "keys"
+
+    def keys_it_may_hold(self, keys: Iterable[str]) -> list[str]:
+        """The keys of these that paper_keys may hold."""
+        bits, mask = self.bits, self.mask
+        found = []
+        for key in keys:
+            value = zlib.crc32(key.encode())
+            if bits[(value & mask) >> 3] >> (value & 7) & 1:
+                found.append(key)
+        return found
+
+    @staticmethod
+    def _held(conn: sqlite3.Connection) -> Iterator[int]:
+        return (key_value(key) for (key,) in conn.execute("SELECT key FROM paper_keys"))
+
+
+def key_value(key: str) -> int:
+    """A key's value in the filter."""
+    return zlib.crc32(key.encode())
+
+
+def new_stamp() -> int:
+    """A stamp for what a process holds of the store: random, not counted, because what
+    changed in a transaction that was rolled back keeps its new stamp in memory, and must
+    never match a stamp saved since."""
+    return int.from_bytes(os.urandom(7), "big")
