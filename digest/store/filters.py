@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from typing import ClassVar, Self
 
 # Bits per value held, at the least: a filter that falls below is built again, with 16
@@ -71,12 +71,12 @@ class _Filter:
         bits, mask = self.bits, self.mask
         return [v for v in values if bits[(v & mask) >> 3] >> (v & 7) & 1]
 
-    def moved(self, conn: sqlite3.Connection, values: Iterable[int]) -> Self:
+    def moved(self, conn: sqlite3.Connection, values: Collection[int]) -> Self:
         """The filter once these values have gone into its table, saved under a new stamp:
-        this one with their bits set, or, grown too full, one built again."""
-        self._set(values)
-        if len(self.bits) * 8 < self.filed * _BITS_PER_VALUE:
+        this one with their bits set, or, were it to grow too full, one built again."""
+        if len(self.bits) * 8 < (self.filed + len(values)) * _BITS_PER_VALUE:
             return self.build(conn)
+        self._set(values)
         self.stamp = new_stamp()
         self._save(conn)
         return self

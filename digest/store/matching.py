@@ -270,7 +270,7 @@ class _Batch:
                               "SELECT key, id FROM papers WHERE id >= ? ORDER BY key",
                               [recent.keys_from])
             self.known_keys = self.known_keys.moved(
-                self.conn, map(key_value, recent.keys_moved(self.conn, self.next_id)))
+                self.conn, [key_value(k) for k in recent.keys_moved(self.conn, self.next_id)])
 
 
 _INSERT_PAPER = """INSERT INTO papers (id, key, title, abstract, authors, authors_count,
