@@ -336,18 +336,27 @@ def judge(seen: str, stored: str, *, seen_abstract: str = "",
 # -- matching a listing against candidates -------------------------------------------------
 
 class Spelling(NamedTuple):
-    """A title folded once for every use: its normalised words, exact key and blocks. (A
-    named tuple, not a dataclass: one is made for every listing, and it is cheaper.)"""
+    """A title folded once for every use: its normalised words, exact key, the key's hash
+    and blocks. (A named tuple, not a dataclass: one is made for every listing, and it is
+    cheaper.)"""
 
     title: str
     normalised: str
     key: str
+    key_hash: int
     blocks: list[int]
 
     @classmethod
     def of(cls, title: str) -> Spelling:
         normalised = normalise(title)
-        return cls(title, normalised, normalised.replace(" ", ""), title_blocks(normalised))
+        key = normalised.replace(" ", "")
+        return cls(title, normalised, key, key_hash(key), title_blocks(normalised))
+
+
+def key_hash(key: str) -> int:
+    """A key's CRC-32, which the store's filter of keys is keyed by: made with the rest of
+    a listing's spelling, by the parsing worker where there is one."""
+    return zlib.crc32(key.encode())
 
 
 class Listing(NamedTuple):

@@ -2,27 +2,32 @@
 kept in the store beside its table, so that lookups skip the blocks no paper is filed
 under and the keys no paper has, most of those a dump brings.
 
-A value's bit is its low bits (a key's value is its CRC-32). Every value the table holds
-has its bit set; a set bit may also belong to a value it does not hold (one in 32 to 8,
-by how full the filter is), which costs only the lookup the filter exists to save. A
-cleared bit is never wrong: that would miss a paper and send it again. So whatever
-writes the table either sets the bits of what it writes, in the same transaction (the
-moves of the recent blocks and keys, store/matching.py), or drops the filter (a
-migration that files titles again), and the next dump builds it again from the table.
+A value's bit is its low bits (a key's value is its hash, identity.key_hash). Every value
+the table holds has its bit set; a set bit may also belong to a value it does not hold
+(one in 32 to 8, by how full the filter is), which costs only the lookup the filter
+exists to save. A cleared bit is never wrong: that would miss a paper and send it again.
+So whatever writes the table either sets the bits of what it writes, in the same
+transaction (the moves of the recent blocks and keys, store/matching.py), or drops the
+filter (a migration that files titles again), and the next dump builds it again from
+the table.
 """
 
 from __future__ import annotations
 
 import os
 import sqlite3
-import zlib
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Iterable
 from typing import ClassVar, Self
+
+from digest.identity import key_hash
 
 # Bits per value held, at the least: a filter that falls below is built again, with 16
 # to 32 (at 8, one value in 8 not held finds its bit set; at 32, one in 32).
 _BITS_PER_VALUE = 8
-_MIN_BITS = 1 << 16
+# 512 KB: a filter of up to half a million values is never built again. A build reads its
+# whole table (about half a microsecond a value), and a small store moving in a few
+# hundred thousand blocks or keys would otherwise build it at every doubling.
+_MIN_BITS = 1 << 22
 
 
 class _Filter:
@@ -56,7 +61,7 @@ class _Filter:
     @classmethod
     def build(cls, conn: sqlite3.Connection) -> Self:
         """A filter of every value its table holds, with room for as many again, saved."""
-        values = list(cls._held(conn))
+        values = cls._held(conn)
         size = _MIN_BITS
         while size < len(values) * _BITS_PER_VALUE * 2:
             size *= 2
@@ -71,10 +76,11 @@ class _Filter:
         bits, mask = self.bits, self.mask
         return [v for v in values if bits[(v & mask) >> 3] >> (v & 7) & 1]
 
-    def moved(self, conn: sqlite3.Connection, values: Collection[int]) -> Self:
-        """The filter once these values have gone into its table, saved under a new stamp:
-        this one with their bits set, or, were it to grow too full, one built again."""
-        if len(self.bits) * 8 < (self.filed + len(values)) * _BITS_PER_VALUE:
+    def moved(self, conn: sqlite3.Connection, values: Iterable[int], count: int) -> Self:
+        """The filter once these `count` values have gone into its table, saved under a
+        new stamp: this one with their bits set, or, were it to grow too full, one built
+        again (which does not read `values`)."""
+        if len(self.bits) * 8 < (self.filed + count) * _BITS_PER_VALUE:
             return self.build(conn)
         self._set(values)
         self.stamp = new_stamp()
@@ -82,7 +88,7 @@ class _Filter:
         return self
 
     @staticmethod
-    def _held(conn: sqlite3.Connection) -> Iterator[int]:
+    def _held(conn: sqlite3.Connection) -> list[int]:
         """The values its table holds."""
         raise NotImplementedError
 
@@ -108,8 +114,8 @@ class BlockFilter(_Filter):
     _COUNTED = "blocks"
 
     @staticmethod
-    def _held(conn: sqlite3.Connection) -> Iterator[int]:
-        return (block for (block,) in conn.execute("SELECT block FROM paper_blocks"))
+    def _held(conn: sqlite3.Connection) -> list[int]:
+        return [block for (block,) in conn.execute("SELECT block FROM paper_blocks")]
 
 
 class KeyFilter(_Filter):
@@ -118,24 +124,14 @@ class KeyFilter(_Filter):
     _TABLE = "key_filter"
     _COUNTED = "keys"
 
-    def keys_it_may_hold(self, keys: Iterable[str]) -> list[str]:
-        """The keys of these that paper_keys may hold."""
+    def keys_it_may_hold(self, hashes: dict[str, int]) -> list[str]:
+        """The keys of these, given with their hashes, that paper_keys may hold."""
         bits, mask = self.bits, self.mask
-        found = []
-        for key in keys:
-            value = zlib.crc32(key.encode())
-            if bits[(value & mask) >> 3] >> (value & 7) & 1:
-                found.append(key)
-        return found
+        return [k for k, v in hashes.items() if bits[(v & mask) >> 3] >> (v & 7) & 1]
 
     @staticmethod
-    def _held(conn: sqlite3.Connection) -> Iterator[int]:
-        return (key_value(key) for (key,) in conn.execute("SELECT key FROM paper_keys"))
-
-
-def key_value(key: str) -> int:
-    """A key's value in the filter."""
-    return zlib.crc32(key.encode())
+    def _held(conn: sqlite3.Connection) -> list[int]:
+        return [key_hash(key) for (key,) in conn.execute("SELECT key FROM paper_keys")]
 
 
 def new_stamp() -> int:

@@ -19,9 +19,10 @@ from digest.identity import (
     Verdict,
     best_match,
     could_score,
+    key_hash,
 )
 from digest.model import Paper
-from digest.store.filters import BlockFilter, KeyFilter, key_value
+from digest.store.filters import BlockFilter, KeyFilter
 from digest.store.recent import RecentPapers
 
 _ARXIV = Verdict(True, 100.0, "arXiv id", "arxiv")
@@ -76,11 +77,15 @@ class _StoredIndex:
             index.by_arxiv[row[3]] = row[0]
             index.candidates[row[0]] = Candidate(*row)
         # Keys: the recent ones held in memory, the rest in paper_keys.
-        keys = {s.key for s, a in listings if not (a and a in index.by_arxiv)}
         recent_keys = recent.by_key
-        for key in keys & recent_keys.keys():
-            index.by_key[key] = recent_keys[key]
-        stored_keys = keys - index.by_key.keys()
+        stored_keys: dict[str, int] = {}
+        for s, a in listings:
+            if a and a in index.by_arxiv:
+                continue
+            if s.key in recent_keys:
+                index.by_key[s.key] = recent_keys[s.key]
+            else:
+                stored_keys[s.key] = s.key_hash
         for row in _select_each(conn, f"SELECT {_CANDIDATE_COLUMNS}, k.key FROM json_each(?) v "
                                 "CROSS JOIN paper_keys k ON k.key = v.value "
                                 "JOIN papers p ON p.id = k.paper_id",
@@ -168,7 +173,8 @@ class _StoredIndex:
                 by_block[block].append(paper_id)
             else:
                 by_block[block] = [paper_id]
-        recent.file(paper_id, key, len(spelling.key), blocks, rows)
+        recent.file(paper_id, key, spelling.key_hash if key == spelling.key else key_hash(key),
+                    len(spelling.key), blocks, rows)
 
     def fill_arxiv_id(self, paper_id: int, arxiv_id: str) -> None:
         """Give a paper the arXiv id a listing merged into it brought, so that a later
@@ -261,7 +267,8 @@ class _Batch:
             self.conn.execute("INSERT OR IGNORE INTO paper_blocks (block, paper_id, length) "
                               "SELECT b.value, r.paper_id, r.length "
                               "FROM recent_papers r, json_each(r.blocks) b ORDER BY 1, 2")
-            self.known = self.known.moved(self.conn, recent.blocks_moved())
+            blocks = recent.blocks_moved()
+            self.known = self.known.moved(self.conn, blocks, len(blocks))
             self.conn.execute("DELETE FROM recent_papers")
         if len(recent.by_key) >= KEY_LIMIT:
             # OR IGNORE: a key the store already held would be a paper sent twice, but
@@ -269,8 +276,8 @@ class _Batch:
             self.conn.execute("INSERT OR IGNORE INTO paper_keys (key, paper_id) "
                               "SELECT key, id FROM papers WHERE id >= ? ORDER BY key",
                               [recent.keys_from])
-            self.known_keys = self.known_keys.moved(
-                self.conn, [key_value(k) for k in recent.keys_moved(self.conn, self.next_id)])
+            keys = recent.keys_moved(self.conn, self.next_id)
+            self.known_keys = self.known_keys.moved(self.conn, keys, len(keys))
 
 
 _INSERT_PAPER = """INSERT INTO papers (id, key, title, abstract, authors, authors_count,

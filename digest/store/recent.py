@@ -22,6 +22,7 @@ import json
 import sqlite3
 from collections.abc import Iterable
 
+from digest.identity import key_hash
 from digest.store.filters import new_stamp
 
 # A paper and the length of its key, in one int: a dict of ints is half the size of a
@@ -40,6 +41,7 @@ class RecentPapers:
         # Block rows held: the move is due at RECENT_LIMIT.
         self.filed = 0
         self.by_key: dict[str, int] = {}
+        self._key_hashes: list[int] = []
         # The first paper whose key is held here rather than in paper_keys.
         self.keys_from = keys_from
 
@@ -56,6 +58,7 @@ class RecentPapers:
             made._file(paper_id, length, json.loads(blocks))
         made.by_key = {key: paper_id for key, paper_id in conn.execute(
             "SELECT key, id FROM papers WHERE id >= ?", [keys_from])}
+        made._key_hashes = [key_hash(key) for key in made.by_key]
         return made
 
     def begin(self, conn: sqlite3.Connection) -> None:
@@ -82,11 +85,12 @@ class RecentPapers:
                     found.append((block, packed >> _LENGTH_BITS, packed & _LENGTH_MASK))
         return found
 
-    def file(self, paper_id: int, key: str, length: int, blocks: list[int],
+    def file(self, paper_id: int, key: str, hashed: int, length: int, blocks: list[int],
              rows: list[tuple[int, int, str]]) -> None:
-        """File a new paper under its key and these blocks, with the length of its
-        title's key, and add its row for recent_papers if it has blocks."""
+        """File a new paper under its key (hashed as given) and these blocks, with the
+        length of its title's key, and add its row for recent_papers if it has blocks."""
         self.by_key[key] = paper_id
+        self._key_hashes.append(hashed)
         if not blocks:
             return
         self._file(paper_id, length, blocks)
@@ -100,14 +104,15 @@ class RecentPapers:
         self.filed = 0
         return blocks
 
-    def keys_moved(self, conn: sqlite3.Connection, keys_from: int) -> list[str]:
+    def keys_moved(self, conn: sqlite3.Connection, keys_from: int) -> list[int]:
         """Empty the keys once those of the papers before `keys_from` have moved into
-        paper_keys, and say so in the store, in the same transaction: the keys they were."""
-        keys = list(self.by_key)
+        paper_keys, and say so in the store, in the same transaction: the keys' hashes."""
+        hashes = self._key_hashes
+        self._key_hashes = []
         self.by_key.clear()
         self.keys_from = keys_from
         conn.execute("UPDATE recent_state SET keys_from = ?", [keys_from])
-        return keys
+        return hashes
 
     def _file(self, paper_id: int, length: int, blocks: list[int]) -> None:
         packed = paper_id << _LENGTH_BITS | min(length, _LENGTH_MASK)
