@@ -253,7 +253,8 @@ def status(ctx: click.Context, as_json: bool) -> None:
         click.echo(json.dumps(asdict(counts), indent=2))
     else:
         for key, value in asdict(counts).items():
-            click.echo(f"{key.replace('_', ' ')}: {value}")
+            if value is not None:  # a pending error, only when there is one
+                click.echo(f"{key.replace('_', ' ')}: {value}")
 
 
 def _crontab(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:

@@ -100,6 +100,9 @@ def test_ingest_then_status(tmp_path: Path, seeds: list[Path]) -> None:
     counts = json.loads(status)
     assert (counts["papers"], counts["undelivered"], counts["dumps"], counts["editions"]) == (
         354, 354, 5, 0)
+    _, text, _ = run(state, "status")
+    assert text.splitlines()[:3] == ["papers: 354", "undelivered: 354", "dumps: 5"]
+    assert "pending error" not in text and "None" not in text
 
 
 def test_a_broken_config_is_one_line(tmp_path: Path) -> None:
