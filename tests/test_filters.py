@@ -246,3 +246,34 @@ def test_a_version_8_store_builds_its_key_filter_with_the_next_dump(tmp_path: Pa
     assert _saved_key_filter_holds_every_key(store)
     assert store.merges() == []  # each by its key
     store.close()
+
+
+@pytest.mark.usefixtures("keys_move")
+def test_keys_a_new_process_reads_back_are_set_when_it_moves_them(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(matching, "KEY_LIMIT", 3)
+    path = tmp_path / "digest.db"
+    rng = random.Random(10)
+    titles = [_words(rng) for _ in range(3)]
+    store = Store(path)
+    _ingest(store, "a", [Paper(t) for t in titles[:2]])  # held apart
+    store.close()
+    store = Store(path)  # reads the two keys back from papers, then moves all three
+    _ingest(store, "b", [Paper(titles[2])])
+    assert store.db.execute("SELECT COUNT(*) FROM paper_keys").fetchone()[0] == 3
+    assert _saved_key_filter_holds_every_key(store)
+    assert _ingest(store, "c", [Paper(t.upper()) for t in titles]) == 0
+    store.close()
+
+
+@pytest.mark.usefixtures("keys_move")
+def test_a_key_filter_built_again_by_a_move_holds_the_keys_it_moved(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(filters, "_MIN_BITS", 64)  # too full at once: built from paper_keys
+    store = Store(tmp_path / "digest.db")
+    rng = random.Random(11)
+    titles = [_words(rng) for _ in range(12)]
+    _ingest(store, "a", [Paper(t) for t in titles])
+    assert _saved_key_filter_holds_every_key(store)
+    assert _ingest(store, "b", [Paper(t.upper()) for t in titles]) == 0
+    store.close()

@@ -212,7 +212,8 @@ _MIGRATIONS: list[list[str]] = [
 ]
 
 
-# The tables whose rows name papers: checked after a migration, which may build papers again.
+# The tables with foreign keys, all of which name papers: checked after a migration, which
+# may build papers again.
 _NAMING_PAPERS = ("sightings", "edition_papers", "merges")
 
 
