@@ -1,7 +1,7 @@
 """The SQLite store: the only package that speaks SQL. Its schema and migrations
 (`schema`), the matching of a dump's papers against it (`matching`) with the blocks and
-keys of the papers filed since their last moves (`recent`) and the filter of the blocks
-the main table holds and of the keys (`filters`), and every read and write of dumps and papers
+keys of the papers filed since their last moves (`recent`) and the filters of the blocks
+and keys their tables hold (`filters`), and every read and write of dumps and papers
 (`papers`), editions (`editions`) and the daemon's schedule (`schedule`)."""
 
 from __future__ import annotations
