@@ -10,8 +10,11 @@ import random
 import re
 import sqlite3
 import string
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from stores import as_version_8
@@ -36,6 +39,22 @@ def _saved_key_filter_holds_every_key(store: Store) -> bool:
     saved = KeyFilter(bytearray(bits), 0, 0)
     keys = [key_hash(k) for (k,) in store.db.execute("SELECT key FROM paper_keys")]
     return bool(keys) and saved.which_may_hold(keys) == keys
+
+
+@contextmanager
+def _looked_up_in(store: Store, table: str) -> Iterator[list[Any]]:
+    """The values the store's lookups in `table` bind, as json_each('[...]'), meanwhile."""
+    looked: list[Any] = []
+
+    def count(sql: str) -> None:
+        if f"JOIN {table}" in sql:
+            looked.extend(json.loads(re.search(r"json_each\('(\[.*?\])'\)", sql)[1]))
+
+    store.db.conn.set_trace_callback(count)
+    try:
+        yield looked
+    finally:
+        store.db.conn.set_trace_callback(None)
 
 
 def _words(rng: random.Random) -> str:
@@ -136,16 +155,9 @@ def test_the_filter_skips_lookups_of_blocks_no_paper_is_filed_under(tmp_path: Pa
     rng = random.Random(4)
     stored = [_words(rng) for _ in range(500)]
     _ingest(store, "a", [Paper(t) for t in stored])
-    looked: list[int] = []
-
-    def count_looked_up(sql: str) -> None:  # the blocks of json_each('[...]'), bound
-        if "JOIN paper_blocks" in sql:
-            looked.extend(json.loads(re.search(r"json_each\('(\[.*?\])'\)", sql)[1]))
-
-    store.db.conn.set_trace_callback(count_looked_up)
-    assert _ingest(store, "b", [Paper(_words(rng)) for _ in range(480)]
-                   + [Paper(t[:5] + t[6:]) for t in stored[:20]]) == 480
-    store.db.conn.set_trace_callback(None)
+    with _looked_up_in(store, "paper_blocks") as looked:
+        assert _ingest(store, "b", [Paper(_words(rng)) for _ in range(480)]
+                       + [Paper(t[:5] + t[6:]) for t in stored[:20]]) == 480
     # The one intact block of each misspelt title, counted then read; of the other
     # 2,000, the few whose bit another block set (16 bits a block or more: one in 16).
     assert 2 * 20 <= len(looked) <= 2 * 20 + 2 * 2000 // 16
@@ -204,16 +216,9 @@ def test_the_key_filter_skips_lookups_of_keys_no_paper_has(tmp_path: Path) -> No
     rng = random.Random(7)
     titles = [_words(rng) for _ in range(500)]
     _ingest(store, "a", [Paper(t) for t in titles])
-    looked: list[str] = []
-
-    def count_looked_up(sql: str) -> None:  # the keys of json_each('[...]'), bound
-        if "JOIN paper_keys" in sql:
-            looked.extend(json.loads(re.search(r"json_each\('(\[.*?\])'\)", sql)[1]))
-
-    store.db.conn.set_trace_callback(count_looked_up)
-    _ingest(store, "b", [Paper(_words(rng)) for _ in range(480)] +
-            [Paper(t.upper()) for t in titles[:20]])
-    store.db.conn.set_trace_callback(None)
+    with _looked_up_in(store, "paper_keys") as looked:
+        _ingest(store, "b", [Paper(_words(rng)) for _ in range(480)] +
+                [Paper(t.upper()) for t in titles[:20]])
     # The 20 keys paper_keys holds, and of the 480 it does not, the few whose bit
     # another key set (16 to 32 bits a key: one in 16 at most).
     assert 20 <= len(looked) <= 20 + 480 // 16
