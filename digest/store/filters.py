@@ -76,11 +76,10 @@ class _Filter:
         bits, mask = self.bits, self.mask
         return [v for v in values if bits[(v & mask) >> 3] >> (v & 7) & 1]
 
-    def moved(self, conn: sqlite3.Connection, values: Iterable[int], count: int) -> Self:
-        """The filter once these `count` values have gone into its table, saved under a
-        new stamp: this one with their bits set, or, were it to grow too full, one built
-        again (which does not read `values`)."""
-        if len(self.bits) * 8 < (self.filed + count) * _BITS_PER_VALUE:
+    def moved(self, conn: sqlite3.Connection, values: list[int]) -> Self:
+        """The filter once these values have gone into its table, saved under a new stamp:
+        this one with their bits set, or, were it to grow too full, one built again."""
+        if len(self.bits) * 8 < (self.filed + len(values)) * _BITS_PER_VALUE:
             return self.build(conn)
         self._set(values)
         self.stamp = new_stamp()

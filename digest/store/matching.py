@@ -268,8 +268,7 @@ class _Batch:
             self.conn.execute("INSERT OR IGNORE INTO paper_blocks (block, paper_id, length) "
                               "SELECT b.value, r.paper_id, r.length "
                               "FROM recent_papers r, json_each(r.blocks) b ORDER BY 1, 2")
-            blocks = recent.blocks_moved()
-            self.known = self.known.moved(self.conn, blocks, len(blocks))
+            self.known = self.known.moved(self.conn, recent.blocks_moved())
             self.conn.execute("DELETE FROM recent_papers")
         if len(recent.by_key) >= KEY_LIMIT:
             # OR IGNORE: a key the store already held would be a paper sent twice, but
@@ -277,8 +276,8 @@ class _Batch:
             self.conn.execute("INSERT OR IGNORE INTO paper_keys (key, paper_id) "
                               "SELECT key, id FROM papers WHERE id >= ? ORDER BY key",
                               [recent.keys_from])
-            keys = recent.keys_moved(self.conn, self.next_id)
-            self.known_keys = self.known_keys.moved(self.conn, keys, len(keys))
+            self.known_keys = self.known_keys.moved(
+                self.conn, recent.keys_moved(self.conn, self.next_id))
 
 
 _INSERT_PAPER = """INSERT INTO papers (id, key, title, abstract, authors, authors_count,
