@@ -20,6 +20,7 @@ re-spelling joins its paper and every near miss is new.
     python bench/ingest.py --stores 10000 --papers 10000     # a quick run
     python bench/ingest.py --memory                          # RSS by dump size (10k store)
     python bench/ingest.py --pages                           # pages one dump writes
+    python bench/ingest.py --phases                          # where a listing's time goes
 
 Built stores are kept in --work-dir and reused by later runs.
 """
@@ -382,6 +383,86 @@ def pages_worker(mode: str, db: Path, dumps: Path) -> None:
     print(json.dumps(pages))
 
 
+class Phases:
+    """Time spent in some of the store's functions, while they are wrapped: each a phase of
+    the run's process. A phase called from within another counts in both."""
+
+    def __init__(self) -> None:
+        self.seconds: Counter[str] = Counter()
+
+    def wrap(self, owner: Any, name: str, phase: str) -> None:
+        found = owner.__dict__[name]
+        bound = isinstance(found, classmethod)
+        inner = found.__func__ if bound else found
+        seconds = self.seconds
+
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            start = time.perf_counter()
+            try:
+                return inner(*args, **kwargs)
+            finally:
+                seconds[phase] += time.perf_counter() - start
+
+        setattr(owner, name, classmethod(timed) if bound else timed)
+
+    def waits(self, items: Any, phase: str) -> Any:
+        """Yield from an iterator, timing each wait for its next item."""
+        iterator = iter(items)
+        while True:
+            start = time.perf_counter()
+            item = next(iterator, None)
+            self.seconds[phase] += time.perf_counter() - start
+            if item is None:
+                return
+            yield item
+
+
+def phases_worker(db: Path, dumps: Path, moves: bool) -> None:
+    """The real ingest with its run's phases timed; with `moves` False the keys and blocks
+    are never moved out of memory (not a store anyone could run: an upper bound on what a
+    cheaper way of moving them could gain)."""
+    from digest.pipeline import ingest_paths
+    from digest.store import matching, open_store, papers
+
+    if not moves:
+        matching.KEY_LIMIT = matching.RECENT_LIMIT = sys.maxsize
+    phases = Phases()
+    phases.wrap(matching._StoredIndex, "fetch", "lookups")
+    phases.wrap(matching._StoredIndex, "match", "verdicts")
+    phases.wrap(matching._Batch, "ingest", "batches")
+    phases.wrap(matching._Batch, "settle", "moves")
+    ingest_listings = papers.PaperTables.ingest_listings
+
+    def timed_listings(self: Any, sha256: str, path: str, fmt: str, batches: Any,
+                       now: datetime) -> Any:
+        start = time.perf_counter()
+        try:
+            return ingest_listings(self, sha256, path, fmt, phases.waits(batches, "pipe"),
+                                   now)
+        finally:
+            phases.seconds["dumps"] += time.perf_counter() - start
+
+    papers.PaperTables.ingest_listings = timed_listings  # type: ignore[method-assign]
+    files = sorted(dumps.glob("dump-*"))
+    start, cpu_start = time.perf_counter(), time.process_time()
+    with open_store(db) as store, ChildPeaks() as children:
+        results = list(ingest_paths(store, Config(state_dir=db.parent, page_year=2024),
+                                    files, NOW))
+    t = phases.seconds
+    print(json.dumps({
+        "papers": sum(r.papers for r in results),
+        "seconds": time.perf_counter() - start, "cpu": time.process_time() - cpu_start,
+        "worker_cpu": children.cpu_seconds, "pipe": t["pipe"], "lookups": t["lookups"],
+        "verdicts": t["verdicts"],
+        "filing": t["batches"] - t["lookups"] - t["verdicts"], "moves": t["moves"],
+        # The rest of a dump's transaction: mostly its commit, which writes what the
+        # moves wrote too.
+        "commit": t["dumps"] - t["pipe"] - t["batches"] - t["moves"],
+        # Outside the dumps: reading and hashing them, starting the worker, waiting for
+        # its first listings, closing the store.
+        "outside": time.perf_counter() - start - t["dumps"]}))
+
+
 def owned_pages(conn: sqlite3.Connection, db: Path) -> Counter[str]:
     """The pages in a database's WAL file, by the table or index that owns them now."""
     owner = dict(conn.execute("SELECT pageno, name FROM dbstat").fetchall())
@@ -413,7 +494,7 @@ def best_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def measure(mode: str, source: Path, dumps: DumpSet, work: Path,
-            pages: bool = False) -> dict[str, Any]:
+            *options: str) -> dict[str, Any]:
     db = work / "run" / f"{mode}.db"
     shutil.rmtree(db.parent, ignore_errors=True)
     db.parent.mkdir(parents=True)
@@ -424,7 +505,7 @@ def measure(mode: str, source: Path, dumps: DumpSet, work: Path,
     os.fsync(fd)
     os.close(fd)
     out = subprocess.run([sys.executable, __file__, "--worker", mode, "--db", str(db),
-                          "--dumps", str(dumps.folder), *(["--pages"] if pages else [])],
+                          "--dumps", str(dumps.folder), *options],
                          check=True, capture_output=True, text=True).stdout
     shutil.rmtree(db.parent, ignore_errors=True)
     result: dict[str, Any] = json.loads(out)
@@ -449,11 +530,17 @@ def main() -> None:
                         help="instead: peak RSS of the fuzzy ingest by dump size")
     parser.add_argument("--pages", action="store_true",
                         help="instead: the pages one dump's ingest writes, by table")
+    parser.add_argument("--phases", action="store_true",
+                        help="instead: where the run's time goes, a listing at a time")
+    parser.add_argument("--no-moves", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--work-dir", type=Path, default=REPO / "bench" / ".work")
     parser.add_argument("--worker", choices=("fuzzy", "bare"), help=argparse.SUPPRESS)
     parser.add_argument("--db", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--dumps", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.worker and args.phases:
+        phases_worker(args.db, args.dumps, moves=not args.no_moves)
+        return
     if args.worker:
         (pages_worker if args.pages else worker)(args.worker, args.db, args.dumps)
         return
@@ -464,6 +551,9 @@ def main() -> None:
         return
     if args.pages:
         pages_table(args, vocab)
+        return
+    if args.phases:
+        phases_table(args, vocab)
         return
     print(f"{args.papers:,} papers ingested ({args.dump_size:,} a dump, "
           f"{args.respelled:.0%} re-spelled, {args.near:.0%} near misses)\n")
@@ -529,13 +619,55 @@ def pages_table(args: argparse.Namespace, vocab: Vocabulary) -> None:
         fuzzy_db, bare_db = build_stores(args.work_dir, size, vocab)
         dumps = write_dumps(args.work_dir, size, 2 * args.dump_size, args.dump_size,
                             args.respelled, args.near, vocab)
-        fuzzy = measure("fuzzy", fuzzy_db, dumps, args.work_dir, pages=True)
-        bare = measure("bare", bare_db, dumps, args.work_dir, pages=True)
+        fuzzy = measure("fuzzy", fuzzy_db, dumps, args.work_dir, "--pages")
+        bare = measure("bare", bare_db, dumps, args.work_dir, "--pages")
         shutil.rmtree(dumps.folder)
         dump, moves = fuzzy["dump"], fuzzy["moves"]
         indexes = sum(n for name, n in dump.items() if name in _INDEX_TABLES)
         print(f"| {size:,} | {sum(dump.values()):,} | {indexes:,} | {sum(moves.values()):,} "
               f"| {sum(bare['dump'].values()):,} |", flush=True)
+
+
+_PHASES = ("pipe", "lookups", "verdicts", "filing", "moves", "commit", "outside")
+
+
+def phases_table(args: argparse.Namespace, vocab: Vocabulary) -> None:
+    print(f"µs a listing of the fuzzy ingest of {args.papers:,} papers "
+          f"({args.dump_size:,} a dump), the fastest of {args.repeat} runs: the wall time, "
+          "the CPU time of the run's process and of its parsing worker, and where the run's "
+          "time goes; then the wall time of the same ingest with the keys and blocks never "
+          "moved out of memory (not a store anyone could run: a bound on what cheaper "
+          "moves could gain)\n")
+    print("| stored papers | wall | run CPU | worker CPU | waiting for listings | lookups "
+          "| verdicts | filing and inserts | moves | commit | outside the dumps "
+          "| wall, no moves |")
+    print("| ---: " * 12 + "|")
+    walls: dict[int, tuple[float, float, float]] = {}
+    for size in (int(s) for s in args.stores.split(",")):
+        fuzzy_db, _ = build_stores(args.work_dir, size, vocab)
+        dumps = write_dumps(args.work_dir, size, args.papers, args.dump_size, args.respelled,
+                            args.near, vocab)
+        runs = [(measure("fuzzy", fuzzy_db, dumps, args.work_dir, "--phases"),
+                 measure("fuzzy", fuzzy_db, dumps, args.work_dir, "--phases", "--no-moves"))
+                for _ in range(args.repeat)]
+        shutil.rmtree(dumps.folder)
+        best = min((r for r, _ in runs), key=lambda r: r["seconds"])
+        unmoved = min((r for _, r in runs), key=lambda r: r["seconds"])
+        per = 1e6 / best["papers"]
+        cells = [best["seconds"], best["cpu"], best["worker_cpu"],
+                 *(best[p] for p in _PHASES), unmoved["seconds"]]
+        print(f"| {size:,} | " + " | ".join(f"{c * per:.1f}" for c in cells) + " |",
+              flush=True)
+        walls[size] = (best["seconds"], unmoved["seconds"],
+                       best["cpu"] + best["worker_cpu"])
+    smallest = min(walls)
+    for size, (wall, unmoved, cpu) in walls.items():
+        if size != smallest:
+            first = walls[smallest]
+            print(f"\n{size:,} stored against {smallest:,}: {first[0] / wall:.0%} of the "
+                  f"throughput, {first[1] / unmoved:.0%} with no moves; the two processes' "
+                  f"CPU time {cpu / first[2]:.2f} times as much", end="")
+    print()
 
 
 if __name__ == "__main__":
