@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
+from digest.collector import fewer_collections
 from digest.config import Config
 from digest.deliver import new_message_id, sender_from_config
 from digest.dumps import OnBytes, read_dump
@@ -133,7 +134,7 @@ def ingest_paths(store: Store, config: Config, entries: Iterable[Path | DumpErro
     # In its own process a run parses a dump when it takes it: reading ahead would only
     # hold the next one's bytes sooner.
     lookahead = _LOOKAHEAD if read_ahead else 0
-    with ReadAhead(config.page_year, worker=read_ahead) as reader:
+    with fewer_collections(), ReadAhead(config.page_year, worker=read_ahead) as reader:
         started: deque[Job | DumpResult | DumpError] = deque()
         for entry in entries:
             started.append(_start(store, reader, entry, progress))

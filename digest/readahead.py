@@ -16,6 +16,7 @@ was killed half-way through a message would otherwise wait for ever).
 from __future__ import annotations
 
 import fcntl
+import gc
 import multiprocessing
 import os
 import queue
@@ -30,6 +31,7 @@ from multiprocessing.connection import Connection
 from operator import attrgetter
 from typing import Any
 
+from digest.collector import THRESHOLD
 from digest.dumps import DumpFile, OnBytes, Screen, held_again, parse_records
 from digest.errors import DumpError
 from digest.identity import Listing, Spelling
@@ -252,6 +254,7 @@ def _work(jobs: Connection, results: Connection, page_year: int | None) -> None:
     process when its pipe ends: the run closed it, or the run is gone."""
     # Ctrl-C stops the run, and the run stops its worker.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    gc.set_threshold(THRESHOLD)  # it only parses: see collector.py
     inbox: queue.SimpleQueue[tuple[int, DumpFile]] = queue.SimpleQueue()
     outbox: queue.Queue[tuple[int, str, Any]] = queue.Queue(_AHEAD)
     threading.Thread(target=_take_in, args=(jobs, inbox), daemon=True).start()
