@@ -3,7 +3,6 @@ store as they would have in one, and a worker that dies fails only the dumps it 
 
 from __future__ import annotations
 
-import gc
 import multiprocessing
 import os
 import shutil
@@ -20,7 +19,6 @@ from pathlib import Path
 
 import pytest
 
-from digest.collector import THRESHOLD
 from digest.config import Config
 from digest.dumps import OnBytes, parse_dump, read_dump
 from digest.errors import DumpError
@@ -83,21 +81,6 @@ def test_a_run_stores_what_parsing_in_this_process_stores(tmp_path: Path, inbox:
             parsed = parse_dump(dump, page_year=2024)
             store.ingest_dump(dump.sha256, str(path), parsed.format, parsed.papers, NOW)
     assert _stored(tmp_path / "ahead.db") == _stored(tmp_path / "here.db")
-
-
-def test_a_run_collects_garbage_less_often_while_it_ingests(tmp_path: Path, inbox: Path,
-                                                            config: Config) -> None:
-    """Collections at most once every THRESHOLD new containers while dumps go in
-    (collector.py), and the interpreter's own setting again once the run is over."""
-    before = gc.get_threshold()
-    assert before[0] < THRESHOLD
-
-    with open_store(tmp_path / "store.db") as store:
-        results = ingest_paths(store, config, inbox_files([inbox]), NOW, read_ahead=False)
-        assert next(results).status == "ingested"
-        assert gc.get_threshold() == (THRESHOLD, *before[1:])
-        assert [r.status for r in results] == ["ingested"] * 4
-    assert gc.get_threshold() == before
 
 
 def test_a_worker_is_started_when_it_pays(tmp_path: Path, inbox: Path,
