@@ -39,7 +39,7 @@ import subprocess
 import sys
 import time
 import unicodedata
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -388,7 +388,7 @@ class Phases:
     the run's process. A phase called from within another counts in both."""
 
     def __init__(self) -> None:
-        self.seconds: Counter[str] = Counter()
+        self.seconds: defaultdict[str, float] = defaultdict(float)
 
     def wrap(self, owner: Any, name: str, phase: str) -> None:
         found = owner.__dict__[name]
@@ -431,6 +431,7 @@ def phases_worker(db: Path, dumps: Path, moves: bool) -> None:
     phases.wrap(matching._StoredIndex, "match", "verdicts")
     phases.wrap(matching._Batch, "ingest", "batches")
     phases.wrap(matching._Batch, "settle", "moves")
+    phases.wrap(matching._Batch, "__init__", "setup")
     ingest_listings = papers.PaperTables.ingest_listings
 
     def timed_listings(self: Any, sha256: str, path: str, fmt: str, batches: Any,
@@ -451,15 +452,18 @@ def phases_worker(db: Path, dumps: Path, moves: bool) -> None:
     t = phases.seconds
     print(json.dumps({
         "papers": sum(r.papers for r in results),
+        "errors": [r.error for r in results if r.status != "ingested"],
         "seconds": time.perf_counter() - start, "cpu": time.process_time() - cpu_start,
         "worker_cpu": children.cpu_seconds, "pipe": t["pipe"], "lookups": t["lookups"],
         "verdicts": t["verdicts"],
         "filing": t["batches"] - t["lookups"] - t["verdicts"], "moves": t["moves"],
-        # The rest of a dump's transaction: mostly its commit, which writes what the
-        # moves wrote too.
-        "commit": t["dumps"] - t["pipe"] - t["batches"] - t["moves"],
-        # Outside the dumps: reading and hashing them, starting the worker, waiting for
-        # its first listings, closing the store.
+        # Reading the filters and the keys and blocks held: once a run, at its first dump.
+        "setup": t["setup"],
+        # The rest of a dump's transaction: its commit, which writes what the moves
+        # wrote too.
+        "commit": t["dumps"] - t["pipe"] - t["batches"] - t["moves"] - t["setup"],
+        # Outside the dumps: reading and hashing them, starting the worker and waiting for
+        # it to recognise each dump's format, closing the store.
         "outside": time.perf_counter() - start - t["dumps"]}))
 
 
@@ -628,7 +632,7 @@ def pages_table(args: argparse.Namespace, vocab: Vocabulary) -> None:
               f"| {sum(bare['dump'].values()):,} |", flush=True)
 
 
-_PHASES = ("pipe", "lookups", "verdicts", "filing", "moves", "commit", "outside")
+_PHASES = ("pipe", "lookups", "verdicts", "filing", "moves", "setup", "commit", "outside")
 
 
 def phases_table(args: argparse.Namespace, vocab: Vocabulary) -> None:
@@ -639,9 +643,9 @@ def phases_table(args: argparse.Namespace, vocab: Vocabulary) -> None:
           "moved out of memory (not a store anyone could run: a bound on what cheaper "
           "moves could gain)\n")
     print("| stored papers | wall | run CPU | worker CPU | waiting for listings | lookups "
-          "| verdicts | filing and inserts | moves | commit | outside the dumps "
-          "| wall, no moves |")
-    print("| ---: " * 12 + "|")
+          "| verdicts | filing and inserts | moves | reading what is held | commit "
+          "| outside the dumps | wall, no moves |")
+    print("| ---: " * 13 + "|")
     walls: dict[int, tuple[float, float, float]] = {}
     for size in (int(s) for s in args.stores.split(",")):
         fuzzy_db, _ = build_stores(args.work_dir, size, vocab)
@@ -653,6 +657,8 @@ def phases_table(args: argparse.Namespace, vocab: Vocabulary) -> None:
         shutil.rmtree(dumps.folder)
         best = min((r for r, _ in runs), key=lambda r: r["seconds"])
         unmoved = min((r for _, r in runs), key=lambda r: r["seconds"])
+        for errors in {e for run in runs for r in run for e in r["errors"]}:
+            print(f"  fuzzy ingest: {errors}", file=sys.stderr)
         per = 1e6 / best["papers"]
         cells = [best["seconds"], best["cpu"], best["worker_cpu"],
                  *(best[p] for p in _PHASES), unmoved["seconds"]]
@@ -661,12 +667,12 @@ def phases_table(args: argparse.Namespace, vocab: Vocabulary) -> None:
         walls[size] = (best["seconds"], unmoved["seconds"],
                        best["cpu"] + best["worker_cpu"])
     smallest = min(walls)
-    for size, (wall, unmoved, cpu) in walls.items():
+    for size, (wall, wall_unmoved, cpu) in walls.items():
         if size != smallest:
             first = walls[smallest]
             print(f"\n{size:,} stored against {smallest:,}: {first[0] / wall:.0%} of the "
-                  f"throughput, {first[1] / unmoved:.0%} with no moves; the two processes' "
-                  f"CPU time {cpu / first[2]:.2f} times as much", end="")
+                  f"throughput, {first[1] / wall_unmoved:.0%} with no moves; the two "
+                  f"processes' CPU time {cpu / first[2]:.2f} times as much", end="")
     print()
 
 
