@@ -5,9 +5,10 @@ entries in the batch's index) that live as long as their batch of 500 listings. 
 interpreter's default, a collection at every 700 new containers, the collector ran about
 twenty times a batch; a batch's objects, alive until it ends, were walked again as they
 moved up the generations, and now and then it walked every object the run holds: the
-recent papers a store holds, the run's modules. That cost about 3 µs a listing at 10k stored, a tenth of the run's time, and
-about 1.5 in the parsing worker. The hot path makes no reference cycles; running the
-collector less often only delays freeing the rare cycle that something else makes.
+recent papers a store holds, the run's modules. That cost about 3 µs a listing at 10k
+stored, a tenth of the run's time, and about 1.5 in the parsing worker. The hot path
+makes no reference cycles; running the collector less often only delays freeing the
+rare cycle that something else makes.
 """
 
 from __future__ import annotations
